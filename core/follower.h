@@ -1,0 +1,138 @@
+/* follower: the Follower model in C (see docs/follower.md).
+ *
+ * A follower takes a snapshot of the twin's assets, then follows GET /v1/stream on its own
+ * thread: asset records become on_asset_created / on_asset_deleted, event records become
+ * on_event with the data decoded from AVRO, the end of the replayed backlog becomes
+ * on_event_internal(FOLLOWER_INTERNAL_EOF_REPLAY). The link is watched (no heartbeat within
+ * heartbeat_timeout_s means it is dead), re-established with exponential backoff and jitter,
+ * and resumed after the last seq delivered: no event is delivered twice, none is skipped.
+ *
+ * Acks go to the tracker (durable when follower_ack returns). On start the stream resumes
+ * after the tracker's watermark and events already acked are filtered out of the replay.
+ * Flow control: at most max_pending events are delivered and not yet acked; past that the
+ * stream thread stops reading (TCP back-pressure) until acks come in.
+ *
+ * Callbacks run on the stream thread (and on the caller's thread inside follower_start for the
+ * snapshot); they must not call follower_stop. They may call follower_ack. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <jansson.h>
+#include "twin_error.h"
+
+struct follower;
+struct t2_stream;
+
+/* An event as delivered to on_event; every pointer is borrowed for the call only. */
+struct follower_event {
+    uint64_t seq;
+    const char *asset;
+    uint64_t offset;
+    const char *name;
+    int version;
+    const char *source;  /* may be NULL */
+    const char *time;    /* may be NULL */
+    const char *systime; /* may be NULL */
+    const unsigned char *data; /* the AVRO bytes as received */
+    size_t data_len;
+    const json_t *data_json;  /* data decoded to JSON, or NULL if it could not be */
+    const char *decode_error; /* NULL, or why data_json is NULL (e.g. "unknown schema") */
+};
+
+/* The event rendered as the content of its file: a JSON object with asset, offset, name,
+ * version, source, time, systime and data (decoded), or, when decoding failed, data_b64 and
+ * error instead of data; indented, ending in "\n". Returns a malloc'd string (*ret_len without
+ * the NUL), or NULL on ENOMEM. */
+char *follower_event_render(const struct follower_event *ev, size_t *ret_len);
+
+enum follower_internal {
+    FOLLOWER_INTERNAL_EOF_REPLAY, /* the backlog up to the head at (re)connect is delivered */
+    FOLLOWER_INTERNAL_LINK_UP,
+    FOLLOWER_INTERNAL_LINK_DOWN,
+};
+
+struct follower_callbacks {
+    void (*on_asset_created)(void *userdata, const char *asset);
+    void (*on_asset_deleted)(void *userdata, const char *asset);
+    void (*on_event)(void *userdata, const struct follower_event *ev);
+    void (*on_event_internal)(void *userdata, enum follower_internal what);
+    /* Something went wrong that the follower handled (bad record, reconnect, schema fetch
+     * failure): a one-line message for the daemon's log. err is a negative errno. */
+    void (*on_notice)(void *userdata, int err, const char *message);
+    void *userdata;
+};
+
+enum follower_start {
+    FOLLOWER_START_BEGINNING, /* a new tracker replays the twin's whole log */
+    FOLLOWER_START_NOW,       /* a new tracker starts at the twin's head: live events only */
+};
+
+struct follower_config {
+    const char *url;          /* required */
+    const char *token;        /* bearer token or NULL (the caller reads the token file) */
+    const char *ca_file;      /* NULL: the system's CAs */
+    const char *tracker_path; /* required */
+    const char *schema_dir;   /* NULL: schemas only from the twin */
+    bool t2_enabled;
+    double t2_timeout_s;      /* 0 means 10 */
+    unsigned max_pending;     /* 0 means 10000 */
+    enum follower_start start;     /* only matters for a new tracker */
+    double heartbeat_timeout_s;    /* 0 means 15 */
+    double reconnect_max_s;        /* cap of the backoff; 0 means 5 */
+    size_t max_record_bytes;       /* longest stream line accepted; 0 means 16 MiB */
+};
+
+/* Copies cfg, opens the tracker. Returns 0, -EINVAL (bad URL or config), -EBUSY (tracker in
+ * use by another process), -errno. */
+int follower_new(const struct follower_config *cfg, const struct follower_callbacks *cb,
+                 struct follower **ret);
+
+/* Takes the snapshot (GET /v1/assets, on_asset_created for each asset, on this thread), then
+ * starts the stream thread. Returns 0, or the snapshot's error: -EHOSTUNREACH (no twin
+ * there), -EPERM (token refused), -ETIMEDOUT, -EPROTO (not a twin). */
+int follower_start(struct follower *f);
+
+/* Stops the stream thread and flushes the tracker. Idempotent. */
+void follower_stop(struct follower *f);
+
+/* Stops if needed and frees. Accepts NULL. */
+void follower_free(struct follower *f);
+
+/* Acknowledges the event (seq, asset, offset) delivered by on_event. When it returns 0 the
+ * ack is on disk (survives kill -9). Returns 0; -EALREADY if already acked; 0 without effect
+ * if the asset was deleted; -ENOENT if no such event was delivered; -errno from the tracker. */
+int follower_ack(struct follower *f, uint64_t seq, const char *asset, uint64_t offset);
+
+/* Starts a T2 request through this follower's twin (see t2_stream_open). Fails with
+ * -EACCES/TWIN_T2_UNAVAILABLE without asking the twin when T2 is off, -ESHUTDOWN while
+ * stopping. timeout_s <= 0 means the configured default. */
+int follower_t2_request(struct follower *f, const char *asset, const char *type,
+                        const void *data, size_t len, double timeout_s, struct t2_stream **ret,
+                        enum twin_error *ret_error);
+
+enum follower_link {
+    FOLLOWER_LINK_CONNECTING,
+    FOLLOWER_LINK_UP,
+    FOLLOWER_LINK_DOWN,
+};
+
+struct follower_status {
+    enum follower_link link;
+    uint64_t last_seq;  /* last record delivered */
+    uint64_t head;      /* twin's head as last heard */
+    uint64_t watermark; /* tracker's watermark */
+    bool replay_done;
+    size_t pending;     /* delivered, not acked */
+    uint64_t delivered; /* events delivered since start */
+    uint64_t acked;     /* acks since start */
+    uint64_t bad_records;
+    uint64_t decode_errors;
+    uint64_t reconnects;
+    char last_error[256]; /* "" if none */
+};
+
+void follower_get_status(struct follower *f, struct follower_status *ret);
+const char *follower_link_name(enum follower_link l);
+const char *follower_url(const struct follower *f);

@@ -1,0 +1,46 @@
+/* record: one line of GET /v1/stream parsed and validated.
+ *
+ * Everything a record names becomes a path component or a file's content later, so the
+ * parser refuses what could not be one: asset ids and event names must be valid UTF-8,
+ * 1..255 bytes, contain no '/' or NUL, and not be "." or ".."; event names are further limited
+ * to [A-Za-z0-9_.-]. A refused line gives an error string and no record; it never aborts. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+enum record_kind {
+    RECORD_ASSET_CREATED,
+    RECORD_ASSET_DELETED,
+    RECORD_EVENT,
+    RECORD_CAUGHT_UP, /* no seq; head is set */
+    RECORD_HEARTBEAT, /* no seq; head is set */
+};
+
+struct record {
+    enum record_kind kind;
+    uint64_t seq;  /* >= 1 for asset and event records, 0 otherwise */
+    uint64_t head; /* caught_up and heartbeat */
+    char *asset;   /* asset and event records */
+    char *time;    /* RFC 3339 as sent, may be NULL */
+    /* event records only: */
+    uint64_t offset;
+    char *name;
+    int version;
+    char *source;  /* may be NULL */
+    char *systime; /* may be NULL */
+    unsigned char *data; /* AVRO binary, decoded from base64 */
+    size_t data_len;
+};
+
+/* Limits the parser enforces (the stream reader also bounds the line length). */
+#define RECORD_MAX_NAME 255
+
+/* Parses one line into *ret (zeroed first; free with record_clear even on failure).
+ * Returns 0, or -EINVAL / -EBADMSG with *ret_err set to a static description. */
+int record_parse(const char *line, size_t len, struct record *ret, const char **ret_err);
+
+/* Frees what record_parse allocated and zeroes r. Accepts a zeroed record. */
+void record_clear(struct record *r);
+
+/* True if s (NUL-terminated) is acceptable as a path component (see above). */
+int record_name_is_safe(const char *s);

@@ -1,0 +1,46 @@
+/* t2_stream: one streaming Type 2 request.
+ *
+ * t2_stream_open sends POST /v1/assets/{asset}/t2/{type}?timeout=S with data as the body and
+ * returns once the answer's status is known, so every failure before the first byte is the
+ * open's error. The body then streams through a bounded buffer: when the reader is slower than
+ * the twin, the transfer is paused (TCP back-pressure), so memory per stream stays bounded
+ * whatever the size of the response. Reads and close may come from different threads; one
+ * reader at a time. */
+#pragma once
+#include <stddef.h>
+#include <sys/types.h>
+#include "twin_error.h"
+
+struct t2_stream;
+struct twin_client;
+
+/* Bound on concurrent streams across the process; past it open fails with -EMFILE. */
+#define T2_STREAM_MAX_OPEN 256
+/* Bytes buffered per stream. */
+#define T2_STREAM_BUFFER (1024 * 1024)
+
+/* Returns 0 with *ret, or the negative errno of the failure's twin_error (twin_error_errno),
+ * with *ret_error (may be NULL) set to the twin_error itself. timeout_s bounds the wait for
+ * the first byte (and is sent to the twin). */
+int t2_stream_open(struct twin_client *c, const char *asset, const char *type, const void *data,
+                   size_t len, double timeout_s, struct t2_stream **ret,
+                   enum twin_error *ret_error);
+
+/* Reads up to len bytes, blocking until some are there. Returns the count, 0 at the end of the
+ * response, -EIO if the response was cut (TWIN_CUT), -ESHUTDOWN after t2_stream_cancel. */
+ssize_t t2_stream_read(struct t2_stream *s, void *buf, size_t len);
+
+/* The mime of the response (Content-Type), never NULL once open succeeded. */
+const char *t2_stream_mime(const struct t2_stream *s);
+
+/* Bytes delivered to the reader so far. */
+unsigned long long t2_stream_position(const struct t2_stream *s);
+
+/* Wakes a blocked reader with -ESHUTDOWN (for shutdown). */
+void t2_stream_cancel(struct t2_stream *s);
+
+/* Aborts the transfer if still running and frees everything. Accepts NULL. */
+void t2_stream_close(struct t2_stream *s);
+
+/* Streams currently open in this process (for status). */
+unsigned t2_stream_count_open(void);

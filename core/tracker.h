@@ -1,0 +1,42 @@
+/* tracker: the follower's durable record of which events it has acknowledged.
+ *
+ * Events are identified by their global seq. The tracker keeps a watermark W (every record
+ * with seq <= W is handled) and the set of acked seqs above W, in an append-only journal:
+ * tracker_ack writes its line with write(2) before it returns, so the ack survives a kill -9
+ * of the process at any later moment. A torn last line (power loss mid-write) is ignored on
+ * open; a lost ack only means the event is shown again (at-least-once). The journal is
+ * compacted (rewritten to a temporary file, fsync'd, renamed) when it grows. Not thread-safe:
+ * the caller serializes. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+struct tracker;
+
+/* Opens or creates the journal at path (parent directories are created, mode 0700). Takes an
+ * exclusive lock on it: a second tracker on the same path gets -EBUSY. Returns 0 or -errno. */
+int tracker_open(const char *path, struct tracker **ret);
+
+/* Closes, after tracker_flush. Accepts NULL. */
+void tracker_close(struct tracker *t);
+
+/* The watermark: resume the stream after this seq. 0 for a new journal. */
+uint64_t tracker_watermark(const struct tracker *t);
+
+/* True if seq <= watermark or seq was acked. */
+bool tracker_is_acked(const struct tracker *t, uint64_t seq);
+
+/* Records the ack of seq. Returns 0, -EALREADY if it was already acked (or is below the
+ * watermark), or -errno if the journal could not be written (then the ack did not happen). */
+int tracker_ack(struct tracker *t, uint64_t seq);
+
+/* Every record with seq <= w is handled (acked or needs no ack): moves the watermark up and
+ * forgets acks below it. Cheap to call often: written lazily, durable by the next ack/flush. */
+int tracker_advance(struct tracker *t, uint64_t w);
+
+/* fsyncs the journal. Returns 0 or -errno. */
+int tracker_flush(struct tracker *t);
+
+/* Number of acked seqs held above the watermark (for status and tests). */
+size_t tracker_acked_above(const struct tracker *t);

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs, builds (warnings are errors) and runs every test: the C unit tests and pytest
+# (through meson test), the static checks, and the unit tests again under ASan+UBSan.
+# Prints one closing line "tests: N passed, N failed" and exits non-zero if anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash tests/install_deps.sh || exit 1
+
+failed=0
+passed=0
+count_meson() { # counts the results of one meson test run from its JSON log
+  local log=$1/meson-logs/testlog.json p f
+  [ -f "$log" ] || return 0
+  p=$(grep -c '"result": "OK"' "$log" || true)
+  f=$(grep -c -E '"result": "(FAIL|TIMEOUT|ERROR)"' "$log" || true)
+  passed=$((passed + p)); failed=$((failed + f))
+}
+step() { # runs a step; a failing step counts as one failure
+  echo "== $*"
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "== FAILED: $*"; fi
+}
+
+meson setup build --werror --wipe >/dev/null 2>&1 || meson setup build --werror || exit 1
+ninja -C build || exit 1
+meson test -C build --print-errorlogs --num-processes 2
+count_meson build
+
+step bash tests/static_checks.sh
+
+# Sanitizers: the unit tests under ASan+UBSan (pytest under ASan is tests/run_asan.sh).
+CC=clang meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+  -Dintegration=false --wipe >/dev/null 2>&1 ||
+  CC=clang meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+    -Dintegration=false || exit 1
+ninja -C build-asan || exit 1
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  meson test -C build-asan --suite unit --print-errorlogs --num-processes 2
+count_meson build-asan
+
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
