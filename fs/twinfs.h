@@ -1,0 +1,48 @@
+/* twinfs: the filesystem over a follower (the FUSE low-level operations, the inode table, the
+ * materializer). mount/ parses options and wires this to a FUSE session; nothing in here parses
+ * command lines or daemonizes.
+ *
+ * Life cycle, in this order (mount/twinfs.c does it):
+ *   twinfs_new            opens the tracker (through follower_new)
+ *   twinfs_start          snapshot of the twin (this checks the twin), stream thread started;
+ *                         assets and events gather, invisible until materialized
+ *   fuse_session_new(args, twinfs_lowlevel_ops(), sizeof, fs) and fuse_session_mount
+ *   twinfs_run            runs the session loop (multi-threaded unless single_thread) and the
+ *                         materializer thread; returns when unmounted or signalled
+ *   twinfs_free           stops the follower (every ack is on disk), frees
+ */
+#pragma once
+#include <stdbool.h>
+#include <fuse_lowlevel.h>
+#include "follower.h"
+
+struct twinfs;
+
+struct twinfs_options {
+    struct follower_config follower; /* the twin, tracker, T2 and flow-control settings */
+    const char *mountpoint;          /* absolute path: the materializer works through it */
+    double entry_timeout_s;          /* kernel cache of names and attributes; 0 means 86400 */
+    unsigned materialize_delay_ms;   /* wait after a new asset directory before making its
+                                      * events visible, so `inotifywait -r` can add its watch */
+    unsigned max_t2_open;            /* concurrent T2 files open; 0 means 64 */
+};
+
+/* Logging hook for the daemon (syslog or stderr); prio is a syslog priority. May be NULL. */
+typedef void (*twinfs_log_fn)(int prio, const char *message);
+
+/* Copies opt. Returns 0, -EINVAL, -EBUSY (tracker in use), -errno. */
+int twinfs_new(const struct twinfs_options *opt, twinfs_log_fn log, struct twinfs **ret);
+
+/* Starts following the twin. Returns 0, or follower_start's error (-EHOSTUNREACH, -EPERM,
+ * -ETIMEDOUT, -EPROTO). */
+int twinfs_start(struct twinfs *fs);
+
+/* The operations to pass to fuse_session_new, with fs as userdata. */
+const struct fuse_lowlevel_ops *twinfs_lowlevel_ops(void);
+
+/* Runs the session until it exits (unmount, or a signal through fuse_set_signal_handlers).
+ * Returns 0 or -errno. */
+int twinfs_run(struct twinfs *fs, struct fuse_session *se, bool single_thread);
+
+/* Stops the follower (acks flushed) and frees everything. Accepts NULL. */
+void twinfs_free(struct twinfs *fs);
