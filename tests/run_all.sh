@@ -3,7 +3,7 @@
 # (through meson test), the static checks, and the unit tests again under ASan+UBSan.
 # Prints one closing line "tests: N passed, N failed" and exits non-zero if anything failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 bash tests/install_deps.sh || exit 1
 
 failed=0

@@ -2,7 +2,7 @@
 # Static checks on the C sources and shell scripts: clang-format drift, cppcheck, clang-tidy
 # (on the compile database of ./build), shellcheck. Exits non-zero on any finding.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 status=0
 mapfile -t c_files < <(git ls-files '*.c' '*.h' 2>/dev/null || find core fs mount tests docs -name '*.[ch]')
 mapfile -t sh_files < <(git ls-files '*.sh' .ci/run 2>/dev/null)
