@@ -2,8 +2,11 @@
  *
  * Decoding follows AVRO's JSON encoding: bytes and fixed as strings of code points 0-255,
  * unions as null or {"<branch type name>": value}, enums as their symbol, maps as objects,
- * logical types (date, timestamp-millis, ...) as their underlying int/long. Bad data yields an
- * error, never an abort; trailing bytes after the record are an error. */
+ * logical types (date, timestamp-millis, ...) as their underlying int/long. JSON has no NaN or
+ * infinity: such floats and doubles become the strings "NaN", "Infinity" and "-Infinity".
+ * Bad data yields an error, never an abort; trailing bytes after the record are an error.
+ * Lengths in the data are checked against the bytes present before anything is allocated,
+ * nesting is limited to 64 levels and arrays/maps to 65536 items that take no bytes. */
 #pragma once
 #include <stddef.h>
 #include <jansson.h>

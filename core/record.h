@@ -26,8 +26,8 @@ struct record {
     uint64_t offset;
     char *name;
     int version;
-    char *source;  /* may be NULL */
-    char *systime; /* may be NULL */
+    char *source;        /* may be NULL */
+    char *systime;       /* may be NULL */
     unsigned char *data; /* AVRO binary, decoded from base64 */
     size_t data_len;
 };
@@ -36,7 +36,9 @@ struct record {
 #define RECORD_MAX_NAME 255
 
 /* Parses one line into *ret (zeroed first; free with record_clear even on failure).
- * Returns 0, or -EINVAL / -EBADMSG with *ret_err set to a static description. */
+ * Returns 0, or with *ret_err set to a static description: -EINVAL for a kind this parser does
+ * not know (a newer twin: skip the line), -EBADMSG for a malformed or unsafe record, -ENOMEM.
+ * On failure *ret is already cleared. */
 int record_parse(const char *line, size_t len, struct record *ret, const char **ret_err);
 
 /* Frees what record_parse allocated and zeroes r. Accepts a zeroed record. */

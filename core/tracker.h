@@ -40,3 +40,8 @@ int tracker_flush(struct tracker *t);
 
 /* Number of acked seqs held above the watermark (for status and tests). */
 size_t tracker_acked_above(const struct tracker *t);
+
+/* Rewrites the journal to its live content now (tracker_ack does this by itself when the
+ * journal has grown past 1 MiB and 4x its live size). Returns 0 or -errno; on failure the
+ * old journal stays in place and correct. */
+int tracker_compact(struct tracker *t);

@@ -1,0 +1,559 @@
+/* event_schema: AVRO binary -> JSON through avro-c, guarded by a validating walker.
+ *
+ * avro-c trusts the lengths and indexes in the data: a string length prefix of 2^60 makes it
+ * try to allocate 2^60 bytes, an array block count of 2^60 null items makes it loop, an enum
+ * index out of range is stored as is. So every buffer is first walked against the schema
+ * here, checking each length against the bytes that remain, each index against the schema,
+ * the nesting depth, and that the value ends exactly at the end of the data. Only data that
+ * passes reaches avro-c, whose decoded value is then converted to JSON. */
+#include "event_schema.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <avro.h>
+
+#define MAX_DEPTH 64
+/* Array and map items that take no bytes (null, empty records) are capped at this many per
+ * value; every other item costs at least one byte of input. */
+#define MAX_FREE_ITEMS 65536
+
+struct event_schema {
+    avro_schema_t schema;
+    avro_value_iface_t *iface;
+    /* avro-c documents no thread-safety for value classes; decodes of one schema take turns
+     * in the avro-c part (the walker and JSON building run in parallel). */
+    pthread_mutex_t lock;
+};
+
+int event_schema_parse(const char *json_text, size_t len, struct event_schema **ret,
+                       const char **ret_err)
+{
+    struct event_schema *s;
+    avro_schema_t schema;
+
+    if (ret_err)
+        *ret_err = NULL;
+    if (avro_schema_from_json_length(json_text, len, &schema) != 0) {
+        if (ret_err)
+            *ret_err = "invalid AVRO schema";
+        return -EINVAL;
+    }
+    s = calloc(1, sizeof(*s));
+    if (!s) {
+        avro_schema_decref(schema);
+        return -ENOMEM;
+    }
+    s->schema = schema;
+    s->iface = avro_generic_class_from_schema(schema);
+    if (!s->iface) {
+        avro_schema_decref(schema);
+        free(s);
+        if (ret_err)
+            *ret_err = "AVRO schema not supported by avro-c";
+        return -EINVAL;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    *ret = s;
+    return 0;
+}
+
+void event_schema_free(struct event_schema *s)
+{
+    if (!s)
+        return;
+    avro_value_iface_decref(s->iface);
+    avro_schema_decref(s->schema);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+/* ---- the walker ---- */
+
+struct walk {
+    const unsigned char *p;
+    size_t left;
+    size_t free_items;
+    const char *err;
+};
+
+static avro_schema_t resolve(avro_schema_t s)
+{
+    while (s && avro_typeof(s) == AVRO_LINK)
+        s = avro_schema_link_target(s);
+    return s;
+}
+
+static int walk_fail(struct walk *w, const char *why)
+{
+    if (!w->err)
+        w->err = why;
+    return -EBADMSG;
+}
+
+/* A zig-zag varint of at most max_bytes bytes. */
+static int walk_varint(struct walk *w, unsigned max_bytes, int64_t *ret)
+{
+    uint64_t v = 0;
+
+    for (unsigned i = 0; i < max_bytes; i++) {
+        if (w->left == 0)
+            return walk_fail(w, "truncated data");
+        unsigned char b = *w->p++;
+        w->left--;
+        v |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *ret = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+            return 0;
+        }
+    }
+    return walk_fail(w, "varint too long");
+}
+
+static int walk_long(struct walk *w, int64_t *ret)
+{
+    return walk_varint(w, 10, ret);
+}
+
+static int walk_skip(struct walk *w, int64_t n, const char *why)
+{
+    if (n < 0 || (uint64_t)n > w->left)
+        return walk_fail(w, why);
+    w->p += n;
+    w->left -= (size_t)n;
+    return 0;
+}
+
+static int walk_length_prefixed(struct walk *w)
+{
+    int64_t n;
+    int r = walk_long(w, &n);
+
+    if (r < 0)
+        return r;
+    return walk_skip(w, n, "length past the end of the data");
+}
+
+static int walk_value(struct walk *w, avro_schema_t s, unsigned depth);
+
+/* Arrays and maps: blocks of items, a negative count followed by the block's byte size. */
+static int walk_blocks(struct walk *w, avro_schema_t item, bool is_map, unsigned depth)
+{
+    for (;;) {
+        int64_t count, size;
+        int r = walk_long(w, &count);
+
+        if (r < 0)
+            return r;
+        if (count == 0)
+            return 0;
+        if (count < 0) {
+            if (count == INT64_MIN)
+                return walk_fail(w, "bad block count");
+            count = -count;
+            r = walk_long(w, &size);
+            if (r < 0)
+                return r;
+            if (size < 0 || (uint64_t)size > w->left)
+                return walk_fail(w, "block size past the end of the data");
+        }
+        for (int64_t i = 0; i < count; i++) {
+            size_t before = w->left;
+            if (is_map) {
+                r = walk_length_prefixed(w);
+                if (r < 0)
+                    return r;
+            }
+            r = walk_value(w, item, depth + 1);
+            if (r < 0)
+                return r;
+            if (w->left == before && ++w->free_items > MAX_FREE_ITEMS)
+                return walk_fail(w, "too many empty items");
+        }
+    }
+}
+
+static int walk_value(struct walk *w, avro_schema_t s, unsigned depth)
+{
+    int64_t v;
+    int r;
+
+    s = resolve(s);
+    if (!s)
+        return walk_fail(w, "bad schema");
+    if (depth > MAX_DEPTH)
+        return walk_fail(w, "nested too deeply");
+    switch (avro_typeof(s)) {
+    case AVRO_NULL:
+        return 0;
+    case AVRO_BOOLEAN:
+        if (w->left == 0)
+            return walk_fail(w, "truncated data");
+        if (*w->p > 1)
+            return walk_fail(w, "bad boolean");
+        return walk_skip(w, 1, "truncated data");
+    case AVRO_INT32:
+        r = walk_varint(w, 5, &v);
+        if (r == 0 && (v < INT32_MIN || v > INT32_MAX))
+            return walk_fail(w, "int out of range");
+        return r;
+    case AVRO_INT64:
+        return walk_long(w, &v);
+    case AVRO_FLOAT:
+        return walk_skip(w, 4, "truncated data");
+    case AVRO_DOUBLE:
+        return walk_skip(w, 8, "truncated data");
+    case AVRO_STRING:
+    case AVRO_BYTES:
+        return walk_length_prefixed(w);
+    case AVRO_FIXED:
+        return walk_skip(w, avro_schema_fixed_size(s), "truncated data");
+    case AVRO_ENUM:
+        r = walk_long(w, &v);
+        if (r == 0 && (v < 0 || v >= avro_schema_enum_number_of_symbols(s)))
+            return walk_fail(w, "enum index out of range");
+        return r;
+    case AVRO_UNION:
+        r = walk_long(w, &v);
+        if (r < 0)
+            return r;
+        if (v < 0 || (uint64_t)v >= avro_schema_union_size(s))
+            return walk_fail(w, "union index out of range");
+        return walk_value(w, avro_schema_union_branch(s, (int)v), depth + 1);
+    case AVRO_RECORD: {
+        size_t n = avro_schema_record_size(s);
+        for (size_t i = 0; i < n; i++) {
+            r = walk_value(w, avro_schema_record_field_get_by_index(s, (int)i), depth + 1);
+            if (r < 0)
+                return r;
+        }
+        return 0;
+    }
+    case AVRO_ARRAY:
+        return walk_blocks(w, avro_schema_array_items(s), false, depth);
+    case AVRO_MAP:
+        return walk_blocks(w, avro_schema_map_values(s), true, depth);
+    default:
+        return walk_fail(w, "unsupported schema type");
+    }
+}
+
+/* ---- avro value -> JSON ---- */
+
+struct conv {
+    const char *err;
+};
+
+static json_t *conv_fail(struct conv *c, const char *why)
+{
+    if (!c->err)
+        c->err = why;
+    return NULL;
+}
+
+/* Bytes as a string of code points 0-255 (AVRO's JSON encoding): bytes >= 0x80 take two
+ * bytes of UTF-8. */
+static json_t *bytes_to_json(struct conv *c, const unsigned char *b, size_t n)
+{
+    char stackbuf[256];
+    char *out = stackbuf;
+    size_t o = 0;
+    json_t *j;
+
+    if (n == 0)
+        return json_string("");
+    if (n > (SIZE_MAX - 1) / 2)
+        return conv_fail(c, "out of memory");
+    if (n * 2 > sizeof(stackbuf)) {
+        out = malloc(n * 2);
+        if (!out)
+            return conv_fail(c, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (b[i] < 0x80) {
+            out[o++] = (char)b[i];
+        } else {
+            out[o++] = (char)(0xc0 | (b[i] >> 6));
+            out[o++] = (char)(0x80 | (b[i] & 0x3f));
+        }
+    }
+    j = json_stringn(out, o);
+    if (out != stackbuf)
+        free(out);
+    return j ? j : conv_fail(c, "out of memory");
+}
+
+/* JSON has no NaN or infinity: they become the strings "NaN", "Infinity", "-Infinity", as
+ * Jackson-based AVRO tools write them. */
+static json_t *real_to_json(struct conv *c, double d)
+{
+    json_t *j;
+
+    if (isnan(d))
+        j = json_string("NaN");
+    else if (isinf(d))
+        j = json_string(d > 0 ? "Infinity" : "-Infinity");
+    else
+        j = json_real(d);
+    return j ? j : conv_fail(c, "out of memory");
+}
+
+/* The name a union branch goes by in JSON: the full name of a named type, else the type. */
+static const char *branch_name(avro_schema_t s, char *buf, size_t size)
+{
+    s = resolve(s);
+    switch (avro_typeof(s)) {
+    case AVRO_STRING:
+        return "string";
+    case AVRO_BYTES:
+        return "bytes";
+    case AVRO_INT32:
+        return "int";
+    case AVRO_INT64:
+        return "long";
+    case AVRO_FLOAT:
+        return "float";
+    case AVRO_DOUBLE:
+        return "double";
+    case AVRO_BOOLEAN:
+        return "boolean";
+    case AVRO_NULL:
+        return "null";
+    case AVRO_ARRAY:
+        return "array";
+    case AVRO_MAP:
+        return "map";
+    case AVRO_RECORD:
+    case AVRO_ENUM:
+    case AVRO_FIXED: {
+        const char *ns = avro_schema_namespace(s);
+        const char *name = avro_schema_name(s);
+        if (!name)
+            return "?";
+        if (!ns || !*ns)
+            return name;
+        snprintf(buf, size, "%s.%s", ns, name);
+        return buf;
+    }
+    default:
+        return "?";
+    }
+}
+
+static json_t *to_json(struct conv *c, avro_value_t *v, unsigned depth)
+{
+    json_t *j = NULL;
+
+    if (depth > MAX_DEPTH + 1)
+        return conv_fail(c, "nested too deeply");
+    switch (avro_value_get_type(v)) {
+    case AVRO_NULL:
+        j = json_null();
+        break;
+    case AVRO_BOOLEAN: {
+        int b = 0;
+        if (avro_value_get_boolean(v, &b))
+            return conv_fail(c, "bad boolean");
+        j = json_boolean(b);
+        break;
+    }
+    case AVRO_INT32: {
+        int32_t i = 0;
+        if (avro_value_get_int(v, &i))
+            return conv_fail(c, "bad int");
+        j = json_integer(i);
+        break;
+    }
+    case AVRO_INT64: {
+        int64_t l = 0;
+        if (avro_value_get_long(v, &l))
+            return conv_fail(c, "bad long");
+        j = json_integer(l);
+        break;
+    }
+    case AVRO_FLOAT: {
+        float f = 0;
+        if (avro_value_get_float(v, &f))
+            return conv_fail(c, "bad float");
+        return real_to_json(c, f);
+    }
+    case AVRO_DOUBLE: {
+        double d = 0;
+        if (avro_value_get_double(v, &d))
+            return conv_fail(c, "bad double");
+        return real_to_json(c, d);
+    }
+    case AVRO_STRING: {
+        const char *s = NULL;
+        size_t size = 0;
+        if (avro_value_get_string(v, &s, &size) || !s)
+            return conv_fail(c, "bad string");
+        /* size counts avro-c's terminating NUL */
+        j = json_stringn(s, size > 0 ? size - 1 : 0);
+        if (!j)
+            return conv_fail(c, "string is not valid UTF-8");
+        return j;
+    }
+    case AVRO_BYTES: {
+        const void *b = NULL;
+        size_t size = 0;
+        if (avro_value_get_bytes(v, &b, &size))
+            return conv_fail(c, "bad bytes");
+        return bytes_to_json(c, b, size);
+    }
+    case AVRO_FIXED: {
+        const void *b = NULL;
+        size_t size = 0;
+        if (avro_value_get_fixed(v, &b, &size))
+            return conv_fail(c, "bad fixed");
+        return bytes_to_json(c, b, size);
+    }
+    case AVRO_ENUM: {
+        int idx = 0;
+        const char *sym;
+        if (avro_value_get_enum(v, &idx))
+            return conv_fail(c, "bad enum");
+        sym = avro_schema_enum_get(resolve(avro_value_get_schema(v)), idx);
+        if (!sym)
+            return conv_fail(c, "enum index out of range");
+        j = json_string(sym);
+        break;
+    }
+    case AVRO_UNION: {
+        int disc = -1;
+        avro_value_t branch;
+        char namebuf[512];
+        json_t *inner;
+        avro_schema_t bs;
+        if (avro_value_get_discriminant(v, &disc) || avro_value_get_current_branch(v, &branch))
+            return conv_fail(c, "bad union");
+        bs = resolve(avro_schema_union_branch(resolve(avro_value_get_schema(v)), disc));
+        if (!bs)
+            return conv_fail(c, "bad union");
+        if (avro_typeof(bs) == AVRO_NULL)
+            return json_null();
+        inner = to_json(c, &branch, depth + 1);
+        if (!inner)
+            return NULL;
+        j = json_object();
+        if (!j || json_object_set_new(j, branch_name(bs, namebuf, sizeof(namebuf)), inner)) {
+            json_decref(j);
+            return conv_fail(c, "out of memory");
+        }
+        return j;
+    }
+    case AVRO_RECORD:
+    case AVRO_MAP: {
+        size_t n = 0;
+        if (avro_value_get_size(v, &n))
+            return conv_fail(c, "bad record or map");
+        j = json_object();
+        if (!j)
+            return conv_fail(c, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+            avro_value_t child;
+            const char *name = NULL;
+            json_t *cj;
+            if (avro_value_get_by_index(v, i, &child, &name) || !name) {
+                json_decref(j);
+                return conv_fail(c, "bad record or map");
+            }
+            cj = to_json(c, &child, depth + 1);
+            if (!cj) {
+                json_decref(j);
+                return NULL;
+            }
+            /* json_object_set_new checks that a map key is UTF-8 (field names are ASCII) */
+            if (json_object_set_new(j, name, cj)) {
+                json_decref(j);
+                return conv_fail(c, "map key is not valid UTF-8");
+            }
+        }
+        return j;
+    }
+    case AVRO_ARRAY: {
+        size_t n = 0;
+        if (avro_value_get_size(v, &n))
+            return conv_fail(c, "bad array");
+        j = json_array();
+        if (!j)
+            return conv_fail(c, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+            avro_value_t child;
+            json_t *cj;
+            if (avro_value_get_by_index(v, i, &child, NULL)) {
+                json_decref(j);
+                return conv_fail(c, "bad array");
+            }
+            cj = to_json(c, &child, depth + 1);
+            if (!cj || json_array_append_new(j, cj)) {
+                json_decref(j);
+                return cj ? conv_fail(c, "out of memory") : NULL;
+            }
+        }
+        return j;
+    }
+    default:
+        return conv_fail(c, "unsupported AVRO type");
+    }
+    return j ? j : conv_fail(c, "out of memory");
+}
+
+int event_schema_decode(const struct event_schema *s, const void *data, size_t len,
+                        json_t **ret_json, const char **ret_err)
+{
+    /* decode serializes on the schema's mutex, the one mutable part of a const schema */
+    struct event_schema *ms = (struct event_schema *)s;
+    struct walk w = {.p = data, .left = len};
+    struct conv c = {0};
+    avro_reader_t reader;
+    avro_value_t value;
+    json_t *j = NULL;
+
+    if (ret_err)
+        *ret_err = NULL;
+    if (len > INT64_MAX || (!data && len > 0)) {
+        if (ret_err)
+            *ret_err = "bad buffer";
+        return -EBADMSG;
+    }
+    if (walk_value(&w, s->schema, 0) < 0 || w.left != 0) {
+        if (ret_err)
+            *ret_err = w.err ? w.err : "trailing bytes after the value";
+        return -EBADMSG;
+    }
+
+    pthread_mutex_lock(&ms->lock);
+    if (avro_generic_value_new(s->iface, &value) != 0) {
+        pthread_mutex_unlock(&ms->lock);
+        if (ret_err)
+            *ret_err = "out of memory";
+        return -ENOMEM;
+    }
+    reader = avro_reader_memory(len ? data : "", (int64_t)len);
+    if (!reader) {
+        c.err = "out of memory";
+    } else if (avro_value_read(reader, &value) != 0) {
+        c.err = "AVRO data does not match the schema";
+    } else if (!avro_reader_is_eof(reader)) {
+        c.err = "trailing bytes after the value";
+    } else {
+        j = to_json(&c, &value, 0);
+    }
+    if (reader)
+        avro_reader_free(reader);
+    avro_value_decref(&value);
+    pthread_mutex_unlock(&ms->lock);
+
+    if (!j) {
+        if (ret_err)
+            *ret_err = c.err ? c.err : "decode failed";
+        return -EBADMSG;
+    }
+    *ret_json = j;
+    return 0;
+}

@@ -1,0 +1,247 @@
+/* record: parses and validates one line of the twin's stream (see record.h). */
+#include "record.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "base64.h"
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if it is not one.
+ * Strict: no overlong forms, no surrogates, nothing above U+10FFFF. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        return (n >= 2 && (s[1] & 0xc0) == 0x80) ? 2 : 0;
+    if (c >= 0xe0 && c <= 0xef) {
+        if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+            return 0;
+        if (c == 0xe0 && s[1] < 0xa0) /* overlong */
+            return 0;
+        if (c == 0xed && s[1] >= 0xa0) /* surrogate */
+            return 0;
+        return 3;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+            return 0;
+        if (c == 0xf0 && s[1] < 0x90) /* overlong */
+            return 0;
+        if (c == 0xf4 && s[1] >= 0x90) /* above U+10FFFF */
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+int record_name_is_safe(const char *s)
+{
+    size_t len, i = 0;
+
+    if (!s)
+        return 0;
+    len = strlen(s);
+    if (len < 1 || len > RECORD_MAX_NAME)
+        return 0;
+    if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return 0;
+    while (i < len) {
+        size_t n = utf8_seq_len((const unsigned char *)s + i, len - i);
+        if (n == 0 || s[i] == '/')
+            return 0;
+        i += n;
+    }
+    return 1;
+}
+
+/* Event names also become parts of file names that handlers glob on: a tight charset. */
+static bool event_name_is_safe(const char *s)
+{
+    if (!record_name_is_safe(s))
+        return false;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+void record_clear(struct record *r)
+{
+    if (!r)
+        return;
+    free(r->asset);
+    free(r->time);
+    free(r->name);
+    free(r->source);
+    free(r->systime);
+    free(r->data);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Reads a non-negative JSON integer member. Returns 0, -ENOENT if absent, -EBADMSG if it is
+ * not an integer in [min, INT64_MAX]. */
+static int get_uint(const json_t *obj, const char *key, json_int_t min, uint64_t *ret)
+{
+    const json_t *v = json_object_get(obj, key);
+
+    if (!v)
+        return -ENOENT;
+    if (!json_is_integer(v) || json_integer_value(v) < min)
+        return -EBADMSG;
+    *ret = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+/* Copies an optional string member: absent or null gives NULL. Returns 0, -EBADMSG for another
+ * type, -ENOMEM. */
+static int get_opt_string(const json_t *obj, const char *key, char **ret)
+{
+    const json_t *v = json_object_get(obj, key);
+
+    *ret = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return -EBADMSG;
+    *ret = strndup(json_string_value(v), json_string_length(v));
+    return *ret ? 0 : -ENOMEM;
+}
+
+/* Copies a required string member. */
+static int get_string(const json_t *obj, const char *key, char **ret)
+{
+    const json_t *v = json_object_get(obj, key);
+
+    *ret = NULL;
+    if (!json_is_string(v))
+        return -EBADMSG;
+    *ret = strndup(json_string_value(v), json_string_length(v));
+    return *ret ? 0 : -ENOMEM;
+}
+
+#define FAIL(code, msg)                                                                            \
+    do {                                                                                           \
+        r = (code);                                                                                \
+        err = (msg);                                                                               \
+        goto out;                                                                                  \
+    } while (0)
+
+static int parse_event(const json_t *root, struct record *rec, const char **ret_err)
+{
+    const char *err = NULL;
+    const json_t *v;
+    const char *b64;
+    int r;
+
+    if (get_uint(root, "offset", 0, &rec->offset) < 0)
+        FAIL(-EBADMSG, "offset missing or not a non-negative integer");
+    r = get_string(root, "name", &rec->name);
+    if (r == -ENOMEM)
+        FAIL(r, "out of memory");
+    if (r < 0)
+        FAIL(-EBADMSG, "name missing or not a string");
+    if (!event_name_is_safe(rec->name))
+        FAIL(-EBADMSG, "name is not a safe event name");
+    v = json_object_get(root, "version");
+    if (!json_is_integer(v) || json_integer_value(v) < INT_MIN || json_integer_value(v) > INT_MAX)
+        FAIL(-EBADMSG, "version missing or not an int");
+    rec->version = (int)json_integer_value(v);
+    r = get_opt_string(root, "source", &rec->source);
+    if (r == -ENOMEM)
+        FAIL(r, "out of memory");
+    if (r < 0)
+        FAIL(-EBADMSG, "source is not a string or null");
+    r = get_opt_string(root, "systime", &rec->systime);
+    if (r == -ENOMEM)
+        FAIL(r, "out of memory");
+    if (r < 0)
+        FAIL(-EBADMSG, "systime is not a string or null");
+    v = json_object_get(root, "data");
+    if (!json_is_string(v))
+        FAIL(-EBADMSG, "data missing or not a string");
+    b64 = json_string_value(v);
+    r = base64_decode(b64, json_string_length(v), &rec->data, &rec->data_len);
+    if (r == -ENOMEM)
+        FAIL(r, "out of memory");
+    if (r < 0)
+        FAIL(-EBADMSG, "data is not valid base64");
+    r = 0;
+out:
+    *ret_err = err;
+    return r;
+}
+
+int record_parse(const char *line, size_t len, struct record *ret, const char **ret_err)
+{
+    const char *err = NULL;
+    const char *kind;
+    json_error_t jerr;
+    json_t *root;
+    int r;
+
+    memset(ret, 0, sizeof(*ret));
+    root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        if (ret_err)
+            *ret_err = "not valid JSON";
+        return -EBADMSG;
+    }
+    if (!json_is_object(root))
+        FAIL(-EBADMSG, "not a JSON object");
+    kind = json_string_value(json_object_get(root, "kind"));
+    if (!kind)
+        FAIL(-EBADMSG, "kind missing or not a string");
+
+    if (strcmp(kind, "caught_up") == 0 || strcmp(kind, "heartbeat") == 0) {
+        ret->kind = kind[0] == 'c' ? RECORD_CAUGHT_UP : RECORD_HEARTBEAT;
+        if (get_uint(root, "head", 0, &ret->head) < 0)
+            FAIL(-EBADMSG, "head missing or not a non-negative integer");
+        r = 0;
+        goto out;
+    }
+    if (strcmp(kind, "asset_created") == 0)
+        ret->kind = RECORD_ASSET_CREATED;
+    else if (strcmp(kind, "asset_deleted") == 0)
+        ret->kind = RECORD_ASSET_DELETED;
+    else if (strcmp(kind, "event") == 0)
+        ret->kind = RECORD_EVENT;
+    else
+        FAIL(-EINVAL, "unknown kind");
+
+    if (get_uint(root, "seq", 1, &ret->seq) < 0)
+        FAIL(-EBADMSG, "seq missing or not a positive integer");
+    r = get_string(root, "asset", &ret->asset);
+    if (r == -ENOMEM)
+        FAIL(r, "out of memory");
+    if (r < 0)
+        FAIL(-EBADMSG, "asset missing or not a string");
+    if (!record_name_is_safe(ret->asset))
+        FAIL(-EBADMSG, "asset is not a safe name");
+    r = get_opt_string(root, "time", &ret->time);
+    if (r == -ENOMEM)
+        FAIL(r, "out of memory");
+    if (r < 0)
+        FAIL(-EBADMSG, "time is not a string or null");
+    if (ret->kind == RECORD_EVENT) {
+        r = parse_event(root, ret, &err);
+        goto out;
+    }
+    r = 0;
+out:
+    json_decref(root);
+    if (r < 0)
+        record_clear(ret); /* nothing half-built escapes, even if the caller forgets */
+    if (ret_err)
+        *ret_err = err;
+    return r;
+}
