@@ -1,0 +1,604 @@
+/* follower: the glue of snapshot, stream, pending window, tracker, schema cache and T2.
+ *
+ * One mutex guards the tracker, the pending window, the asset table and the status. User
+ * callbacks are called without it held, so they may call follower_ack. The stream thread
+ * blocks in on_record while the window is full: that stops curl reading the socket, which is
+ * the TCP back-pressure that bounds memory. */
+#include "follower.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base64.h"
+#include "event_schema.h"
+#include "pending.h"
+#include "record.h"
+#include "schema_cache.h"
+#include "stream.h"
+#include "t2_stream.h"
+#include "tracker.h"
+#include "twin_client.h"
+
+struct follower {
+    struct follower_config cfg; /* strings below are our copies */
+    char *url, *token, *ca_file, *tracker_path, *schema_dir;
+    struct follower_callbacks cb;
+
+    struct twin_client *client;
+    struct schema_cache *schemas;
+    struct tracker *tracker;
+    struct stream *stream;
+
+    pthread_mutex_t lock;
+    pthread_cond_t window; /* signalled on ack, asset deletion and stop */
+    bool started, stopping, stopped;
+    struct pending *pending;
+    json_t *assets;    /* id -> integer key of the live assets */
+    uint64_t next_key; /* keys are never reused, so a re-created asset's acks stay apart */
+    uint64_t snapshot_head;
+    struct follower_status st;
+};
+
+const char *follower_link_name(enum follower_link l)
+{
+    switch (l) {
+    case FOLLOWER_LINK_CONNECTING:
+        return "connecting";
+    case FOLLOWER_LINK_UP:
+        return "up";
+    case FOLLOWER_LINK_DOWN:
+        return "down";
+    }
+    return "unknown";
+}
+
+const char *follower_url(const struct follower *f)
+{
+    return f->url;
+}
+
+static void notice(struct follower *f, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Records the message as last_error and passes it on. Called without the lock held. */
+static void notice(struct follower *f, int err, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&f->lock);
+    /* Truncation is fine: status shows the start of the message. */
+    size_t n = strnlen(msg, sizeof(f->st.last_error) - 1);
+    memcpy(f->st.last_error, msg, n);
+    f->st.last_error[n] = '\0';
+    pthread_mutex_unlock(&f->lock);
+    if (f->cb.on_notice)
+        f->cb.on_notice(f->cb.userdata, err, msg);
+}
+
+static int dup_opt(const char *s, char **ret)
+{
+    *ret = NULL;
+    if (!s)
+        return 0;
+    *ret = strdup(s);
+    return *ret ? 0 : -ENOMEM;
+}
+
+int follower_new(const struct follower_config *cfg, const struct follower_callbacks *cb,
+                 struct follower **ret)
+{
+    struct follower *f;
+    int r;
+
+    if (!cfg || !cfg->url || !cfg->tracker_path || !*cfg->tracker_path)
+        return -EINVAL;
+    f = calloc(1, sizeof(*f));
+    if (!f)
+        return -ENOMEM;
+    f->cfg = *cfg;
+    if (cb)
+        f->cb = *cb;
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_cond_init(&f->window, NULL);
+    if (dup_opt(cfg->url, &f->url) < 0 || dup_opt(cfg->token, &f->token) < 0 ||
+        dup_opt(cfg->ca_file, &f->ca_file) < 0 ||
+        dup_opt(cfg->tracker_path, &f->tracker_path) < 0 ||
+        dup_opt(cfg->schema_dir, &f->schema_dir) < 0) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    f->cfg.url = f->url;
+    f->cfg.token = f->token;
+    f->cfg.ca_file = f->ca_file;
+    f->cfg.tracker_path = f->tracker_path;
+    f->cfg.schema_dir = f->schema_dir;
+    if (f->cfg.t2_timeout_s <= 0)
+        f->cfg.t2_timeout_s = 10;
+    if (f->cfg.max_pending == 0)
+        f->cfg.max_pending = 10000;
+    if (f->cfg.heartbeat_timeout_s <= 0)
+        f->cfg.heartbeat_timeout_s = 15;
+    if (f->cfg.reconnect_max_s <= 0)
+        f->cfg.reconnect_max_s = 5;
+    if (f->cfg.max_record_bytes == 0)
+        f->cfg.max_record_bytes = 16u * 1024 * 1024;
+
+    struct twin_client_config tc = {
+        .url = f->url, .token = f->token, .ca_file = f->ca_file, .timeout_ms = 10000};
+    r = twin_client_new(&tc, &f->client);
+    if (r < 0)
+        goto fail;
+    r = schema_cache_new(f->schema_dir, twin_client_schema_fetch, f->client, &f->schemas);
+    if (r < 0)
+        goto fail;
+    f->assets = json_object();
+    if (!f->assets) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    r = tracker_open(f->tracker_path, &f->tracker);
+    if (r < 0)
+        goto fail;
+    f->st.link = FOLLOWER_LINK_CONNECTING;
+    f->st.watermark = tracker_watermark(f->tracker);
+    f->next_key = 1;
+    *ret = f;
+    return 0;
+
+fail:
+    follower_free(f);
+    return r;
+}
+
+/* The key of a live asset, or 0. Lock held. */
+static uint64_t asset_key(struct follower *f, const char *asset)
+{
+    json_t *v = json_object_get(f->assets, asset);
+    return v ? (uint64_t)json_integer_value(v) : 0;
+}
+
+/* Adds asset; returns true if it was new. Lock held. */
+static bool asset_add(struct follower *f, const char *asset)
+{
+    if (asset_key(f, asset))
+        return false;
+    json_object_set_new(f->assets, asset, json_integer((json_int_t)f->next_key++));
+    return true;
+}
+
+/* Moves the tracker's watermark up to the window's. Lock held. */
+static void advance_watermark(struct follower *f)
+{
+    uint64_t w = pending_watermark(f->pending);
+    if (w > f->st.watermark) {
+        tracker_advance(f->tracker, w);
+        f->st.watermark = tracker_watermark(f->tracker);
+    }
+}
+
+static void on_link(void *userdata, bool up)
+{
+    struct follower *f = userdata;
+    pthread_mutex_lock(&f->lock);
+    enum follower_link old = f->st.link;
+    f->st.link = up ? FOLLOWER_LINK_UP : FOLLOWER_LINK_DOWN;
+    if (up && old != FOLLOWER_LINK_CONNECTING)
+        f->st.reconnects++;
+    pthread_mutex_unlock(&f->lock);
+    if (f->cb.on_event_internal)
+        f->cb.on_event_internal(f->cb.userdata,
+                                up ? FOLLOWER_INTERNAL_LINK_UP : FOLLOWER_INTERNAL_LINK_DOWN);
+}
+
+static void on_stream_notice(void *userdata, int err, const char *message)
+{
+    notice(userdata, err, "%s", message);
+}
+
+static void on_bad_record(void *userdata, uint64_t seq, const char *reason)
+{
+    struct follower *f = userdata;
+    pthread_mutex_lock(&f->lock);
+    f->st.bad_records++;
+    if (seq > 0) {
+        pending_advance(f->pending, seq);
+        advance_watermark(f);
+        if (seq > f->st.last_seq)
+            f->st.last_seq = seq;
+    }
+    pthread_mutex_unlock(&f->lock);
+    if (seq > 0)
+        notice(f, -EBADMSG, "stream: bad record seq %" PRIu64 " skipped: %s", seq, reason);
+    else
+        notice(f, -EBADMSG, "stream: bad record skipped: %s", reason);
+}
+
+/* A record that needs no ack. Lock held. */
+static void handled(struct follower *f, uint64_t seq)
+{
+    pending_advance(f->pending, seq);
+    advance_watermark(f);
+    f->st.last_seq = seq;
+}
+
+static int on_asset_record(struct follower *f, const struct record *rec)
+{
+    bool call = false;
+    pthread_mutex_lock(&f->lock);
+    if (rec->kind == RECORD_ASSET_CREATED) {
+        /* Replayed records up to the snapshot's head describe the past: an asset missing from
+         * the snapshot was deleted by then, so its creation is not news. */
+        if (rec->seq > f->snapshot_head || asset_key(f, rec->asset))
+            call = asset_add(f, rec->asset);
+    } else {
+        uint64_t key = asset_key(f, rec->asset);
+        if (key) {
+            f->st.pending -= pending_drop_asset(f->pending, key);
+            json_object_del(f->assets, rec->asset);
+            pthread_cond_broadcast(&f->window);
+            call = true;
+        }
+    }
+    handled(f, rec->seq);
+    pthread_mutex_unlock(&f->lock);
+    if (call && rec->kind == RECORD_ASSET_CREATED && f->cb.on_asset_created)
+        f->cb.on_asset_created(f->cb.userdata, rec->asset);
+    if (call && rec->kind == RECORD_ASSET_DELETED && f->cb.on_asset_deleted)
+        f->cb.on_asset_deleted(f->cb.userdata, rec->asset);
+    return 0;
+}
+
+static int on_event_record(struct follower *f, const struct record *rec)
+{
+    pthread_mutex_lock(&f->lock);
+    uint64_t key = asset_key(f, rec->asset);
+    if (!key || tracker_is_acked(f->tracker, rec->seq)) {
+        handled(f, rec->seq);
+        pthread_mutex_unlock(&f->lock);
+        return 0;
+    }
+    /* Flow control: wait for room (the asset may go meanwhile, dropping its events). */
+    while (!f->stopping && pending_count(f->pending) >= f->cfg.max_pending)
+        pthread_cond_wait(&f->window, &f->lock);
+    if (f->stopping) {
+        pthread_mutex_unlock(&f->lock);
+        return -ESHUTDOWN;
+    }
+    key = asset_key(f, rec->asset);
+    if (!key) {
+        handled(f, rec->seq);
+        pthread_mutex_unlock(&f->lock);
+        return 0;
+    }
+    int r = pending_add(f->pending, rec->seq, key, rec->offset);
+    if (r < 0) {
+        pthread_mutex_unlock(&f->lock);
+        return r;
+    }
+    f->st.pending = pending_count(f->pending);
+    f->st.last_seq = rec->seq;
+    f->st.delivered++;
+    pthread_mutex_unlock(&f->lock);
+
+    /* Decoding happens outside the lock: a schema fetch may take a while. */
+    const struct event_schema *schema = NULL;
+    json_t *data = NULL;
+    const char *why = NULL;
+    char why_buf[128];
+    r = schema_cache_get(f->schemas, rec->name, rec->version, &schema);
+    if (r == 0) {
+        r = event_schema_decode(schema, rec->data, rec->data_len, &data, &why);
+        if (r < 0 && !why)
+            why = "bad data";
+    } else if (r == -ENOENT) {
+        why = "unknown schema";
+    } else if (r == -EINVAL) {
+        why = "bad schema";
+    } else {
+        snprintf(why_buf, sizeof(why_buf), "schema fetch failed: %s", strerror(-r));
+        why = why_buf;
+    }
+    if (!data) {
+        pthread_mutex_lock(&f->lock);
+        f->st.decode_errors++;
+        pthread_mutex_unlock(&f->lock);
+        notice(f, r < 0 ? r : -EBADMSG,
+               "event seq %" PRIu64 " (%s offset %" PRIu64 " %s v%d): cannot decode: %s", rec->seq,
+               rec->asset, rec->offset, rec->name, rec->version, why);
+    }
+    struct follower_event ev = {
+        .seq = rec->seq,
+        .asset = rec->asset,
+        .offset = rec->offset,
+        .name = rec->name,
+        .version = rec->version,
+        .source = rec->source,
+        .time = rec->time,
+        .systime = rec->systime,
+        .data = rec->data,
+        .data_len = rec->data_len,
+        .data_json = data,
+        .decode_error = data ? NULL : why,
+    };
+    if (f->cb.on_event)
+        f->cb.on_event(f->cb.userdata, &ev);
+    json_decref(data);
+    return 0;
+}
+
+static int on_record(void *userdata, const struct record *rec)
+{
+    struct follower *f = userdata;
+    bool first_caught_up = false;
+
+    switch (rec->kind) {
+    case RECORD_ASSET_CREATED:
+    case RECORD_ASSET_DELETED:
+        return on_asset_record(f, rec);
+    case RECORD_EVENT:
+        return on_event_record(f, rec);
+    case RECORD_CAUGHT_UP:
+        pthread_mutex_lock(&f->lock);
+        f->st.head = rec->head;
+        first_caught_up = !f->st.replay_done;
+        f->st.replay_done = true;
+        pthread_mutex_unlock(&f->lock);
+        if (first_caught_up && f->cb.on_event_internal)
+            f->cb.on_event_internal(f->cb.userdata, FOLLOWER_INTERNAL_EOF_REPLAY);
+        return 0;
+    case RECORD_HEARTBEAT:
+        pthread_mutex_lock(&f->lock);
+        f->st.head = rec->head;
+        pthread_mutex_unlock(&f->lock);
+        return 0;
+    }
+    return 0;
+}
+
+int follower_start(struct follower *f)
+{
+    json_t *snap = NULL;
+    size_t i;
+    json_t *a;
+    int r;
+
+    if (f->started)
+        return -EALREADY;
+    r = twin_client_get_assets(f->client, &snap);
+    if (r < 0)
+        return r;
+    uint64_t head = (uint64_t)json_integer_value(json_object_get(snap, "head"));
+    json_t *list = json_object_get(snap, "assets");
+
+    /* Collect first, call after: callbacks run without the lock. */
+    json_t *created = json_array();
+    if (!created) {
+        json_decref(snap);
+        return -ENOMEM;
+    }
+    pthread_mutex_lock(&f->lock);
+    f->snapshot_head = head;
+    f->st.head = head;
+    json_array_foreach(list, i, a)
+    {
+        const char *id = json_string_value(json_object_get(a, "id"));
+        if (!id || !record_name_is_safe(id))
+            continue; /* an id that cannot be a directory name; the stream would refuse it */
+        if (asset_add(f, id))
+            json_array_append_new(created, json_string(id));
+    }
+    uint64_t after = tracker_watermark(f->tracker);
+    if (f->cfg.start == FOLLOWER_START_NOW && after == 0 && tracker_acked_above(f->tracker) == 0 &&
+        head > 0) {
+        /* A new tracker starting now: the backlog is handled by decision. */
+        tracker_advance(f->tracker, head);
+        after = head;
+    }
+    f->pending = pending_new(after);
+    f->st.watermark = after;
+    f->st.last_seq = after;
+    pthread_mutex_unlock(&f->lock);
+    json_decref(snap);
+    if (!f->pending) {
+        json_decref(created);
+        return -ENOMEM;
+    }
+
+    json_array_foreach(created, i, a)
+    {
+        if (f->cb.on_asset_created)
+            f->cb.on_asset_created(f->cb.userdata, json_string_value(a));
+    }
+    json_decref(created);
+
+    struct stream_config sc = {
+        .client = f->client,
+        .after = after,
+        .heartbeat_timeout_s = f->cfg.heartbeat_timeout_s,
+        .reconnect_max_s = f->cfg.reconnect_max_s,
+        .max_line = f->cfg.max_record_bytes,
+    };
+    struct stream_callbacks scb = {
+        .on_record = on_record,
+        .on_bad_record = on_bad_record,
+        .on_link = on_link,
+        .on_notice = on_stream_notice,
+        .userdata = f,
+    };
+    r = stream_start(&sc, &scb, &f->stream);
+    if (r < 0)
+        return r;
+    f->started = true;
+    return 0;
+}
+
+void follower_stop(struct follower *f)
+{
+    if (!f || f->stopped)
+        return;
+    pthread_mutex_lock(&f->lock);
+    f->stopping = true;
+    pthread_cond_broadcast(&f->window);
+    pthread_mutex_unlock(&f->lock);
+    if (f->stream) {
+        stream_request_stop(f->stream);
+        stream_free(f->stream);
+        f->stream = NULL;
+    }
+    pthread_mutex_lock(&f->lock);
+    if (f->tracker)
+        tracker_flush(f->tracker);
+    pthread_mutex_unlock(&f->lock);
+    f->stopped = true;
+}
+
+void follower_free(struct follower *f)
+{
+    if (!f)
+        return;
+    follower_stop(f);
+    tracker_close(f->tracker);
+    schema_cache_free(f->schemas);
+    twin_client_free(f->client);
+    pending_free(f->pending);
+    json_decref(f->assets);
+    pthread_cond_destroy(&f->window);
+    pthread_mutex_destroy(&f->lock);
+    free(f->url);
+    if (f->token) {
+        memset(f->token, 0, strlen(f->token));
+        free(f->token);
+    }
+    free(f->ca_file);
+    free(f->tracker_path);
+    free(f->schema_dir);
+    free(f);
+}
+
+int follower_ack(struct follower *f, uint64_t seq, const char *asset, uint64_t offset)
+{
+    uint64_t key, p_key, p_offset;
+    int r;
+
+    if (!asset)
+        return -EINVAL;
+    pthread_mutex_lock(&f->lock);
+    if (!f->pending) {
+        r = -ENOENT;
+        goto out;
+    }
+    key = asset_key(f, asset);
+    if (pending_find(f->pending, seq, &p_key, &p_offset) == 0 && p_key == key &&
+        p_offset == offset) {
+        r = tracker_ack(f->tracker, seq);
+        if (r < 0 && r != -EALREADY)
+            goto out; /* not on disk: the event stays pending */
+        pending_remove(f->pending, seq);
+        f->st.pending = pending_count(f->pending);
+        if (r == 0)
+            f->st.acked++;
+        advance_watermark(f);
+        pthread_cond_broadcast(&f->window);
+        goto out;
+    }
+    if (!key)
+        r = 0; /* the asset is gone: acking its events is a no-op */
+    else if (tracker_is_acked(f->tracker, seq))
+        r = -EALREADY;
+    else
+        r = -ENOENT;
+out:
+    pthread_mutex_unlock(&f->lock);
+    return r;
+}
+
+int follower_t2_request(struct follower *f, const char *asset, const char *type, const void *data,
+                        size_t len, double timeout_s, struct t2_stream **ret,
+                        enum twin_error *ret_error)
+{
+    enum twin_error e = TWIN_OK;
+    bool stopping;
+
+    pthread_mutex_lock(&f->lock);
+    stopping = f->stopping;
+    pthread_mutex_unlock(&f->lock);
+    if (!f->cfg.t2_enabled)
+        e = TWIN_T2_UNAVAILABLE;
+    else if (stopping)
+        e = TWIN_SHUTDOWN;
+    if (e != TWIN_OK) {
+        if (ret_error)
+            *ret_error = e;
+        return -twin_error_errno(e);
+    }
+    if (timeout_s <= 0)
+        timeout_s = f->cfg.t2_timeout_s;
+    return t2_stream_open(f->client, asset, type, data, len, timeout_s, ret, ret_error);
+}
+
+void follower_get_status(struct follower *f, struct follower_status *ret)
+{
+    pthread_mutex_lock(&f->lock);
+    *ret = f->st;
+    if (f->pending)
+        ret->pending = pending_count(f->pending);
+    pthread_mutex_unlock(&f->lock);
+}
+
+static int set_str(json_t *o, const char *key, const char *s)
+{
+    return json_object_set_new(o, key, s ? json_string(s) : json_null());
+}
+
+char *follower_event_render(const struct follower_event *ev, size_t *ret_len)
+{
+    json_t *o = json_object();
+    char *text = NULL, *out = NULL;
+    int r = 0;
+
+    if (!o)
+        return NULL;
+    r |= set_str(o, "asset", ev->asset);
+    r |= json_object_set_new(o, "offset", json_integer((json_int_t)ev->offset));
+    r |= set_str(o, "name", ev->name);
+    r |= json_object_set_new(o, "version", json_integer(ev->version));
+    r |= set_str(o, "source", ev->source);
+    r |= set_str(o, "time", ev->time);
+    r |= set_str(o, "systime", ev->systime);
+    if (ev->data_json) {
+        r |= json_object_set_new(o, "data", json_deep_copy(ev->data_json));
+    } else {
+        char *b64 = NULL;
+        if (base64_encode(ev->data ? (const void *)ev->data : "", ev->data_len, &b64) < 0)
+            goto out;
+        r |= json_object_set_new(o, "data_b64", json_string(b64));
+        free(b64);
+        r |= set_str(o, "error", ev->decode_error ? ev->decode_error : "cannot decode");
+    }
+    if (r != 0)
+        goto out;
+    text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (!text)
+        goto out;
+    size_t len = strlen(text);
+    out = malloc(len + 2);
+    if (!out)
+        goto out;
+    memcpy(out, text, len);
+    out[len] = '\n';
+    out[len + 1] = '\0';
+    if (ret_len)
+        *ret_len = len + 1;
+out:
+    free(text);
+    json_decref(o);
+    return out;
+}
