@@ -1,0 +1,93 @@
+/* The state shared by the fs/ modules: struct twinfs and the helpers between them. Not part
+ * of the fs/ API (that is twinfs.h). */
+#pragma once
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include "twinfs.h"
+#include "tree.h"
+
+/* The FUSE requests counted for status (and the benchmark). */
+enum fs_op {
+    FS_OP_INIT,
+    FS_OP_LOOKUP,
+    FS_OP_FORGET,
+    FS_OP_GETATTR,
+    FS_OP_SETATTR,
+    FS_OP_MKNOD,
+    FS_OP_MKDIR,
+    FS_OP_UNLINK,
+    FS_OP_RMDIR,
+    FS_OP_SYMLINK,
+    FS_OP_RENAME,
+    FS_OP_LINK,
+    FS_OP_OPEN,
+    FS_OP_READ,
+    FS_OP_WRITE,
+    FS_OP_FLUSH,
+    FS_OP_RELEASE,
+    FS_OP_FSYNC,
+    FS_OP_OPENDIR,
+    FS_OP_READDIR,
+    FS_OP_READDIRPLUS,
+    FS_OP_RELEASEDIR,
+    FS_OP_STATFS,
+    FS_OP_SETXATTR,
+    FS_OP_GETXATTR,
+    FS_OP_LISTXATTR,
+    FS_OP_REMOVEXATTR,
+    FS_OP_ACCESS,
+    FS_OP_CREATE,
+    FS_OP_FALLOCATE,
+    FS_OP_READLINK,
+    FS_OP_COUNT,
+};
+
+extern const char *const fs_op_names[FS_OP_COUNT];
+
+struct twinfs {
+    struct twinfs_options opt;
+    char *mountpoint;
+    twinfs_log_fn log;
+    struct follower *follower;
+    struct fuse_session *se;
+    struct tree tree;
+    double entry_timeout;
+
+    /* The materializer's queue (under tree.lock) and thread. */
+    struct node *mq_head, *mq_tail;
+    size_t mq_len;
+    pthread_cond_t mq_cond;
+    bool mq_stop;
+    bool init_done; /* INIT answered: the mount can be used */
+    pthread_t mat_thread;
+    bool mat_running; /* started and not yet joined */
+    atomic_int mat_tid;
+    atomic_ullong materialized;
+    atomic_ullong materialize_errors;
+
+    atomic_uint t2_open;
+    atomic_ullong t2_requests;
+    atomic_ullong ops[FS_OP_COUNT];
+};
+
+/* Logs a message through the daemon's hook (printf-style). */
+void fs_log(struct twinfs *fs, int prio, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Queues node for the materializer (mkdir/mknod when PENDING, notify_delete when REMOVED).
+ * Caller holds tree.lock. */
+void materializer_enqueue(struct twinfs *fs, struct node *n);
+
+/* Starts the materializer thread. Returns 0 or -errno. */
+int materializer_start(struct twinfs *fs);
+
+/* Tells the materializer that INIT was answered. */
+void materializer_init_done(struct twinfs *fs);
+
+/* Asks the materializer to stop and waits up to timeout_ms for it (0: forever). Returns 0 or
+ * -ETIMEDOUT (it is blocked in a call on the mount; call again once the session is closed). */
+int materializer_stop(struct twinfs *fs, unsigned timeout_ms);
+
+/* The status file's content: a malloc'd JSON text, or NULL on ENOMEM. */
+char *status_render(struct twinfs *fs, size_t *ret_len);

@@ -1,0 +1,260 @@
+/* materializer: makes pending assets and events visible by doing the operation through the
+ * mount, so the kernel fires IN_CREATE for inotify watchers (it fires nothing for a change a
+ * FUSE daemon only notifies). The handlers recognize this thread by its tid and treat its
+ * mkdir/mknod as "show this pending entry". This thread holds no fs lock while it calls into
+ * the mount: the call comes back to a handler that takes the lock. */
+#include "fs_internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+enum mat_action {
+    MAT_NONE,
+    MAT_MKDIR,
+    MAT_MKNOD,
+    MAT_DELETE,
+};
+
+void materializer_enqueue(struct twinfs *fs, struct node *n)
+{
+    if (n->queued)
+        return;
+    n->queued = true;
+    n->queue_next = NULL;
+    if (fs->mq_tail)
+        fs->mq_tail->queue_next = n;
+    else
+        fs->mq_head = n;
+    fs->mq_tail = n;
+    fs->mq_len++;
+    pthread_cond_signal(&fs->mq_cond);
+}
+
+static struct node *mq_pop(struct twinfs *fs)
+{
+    struct node *n = fs->mq_head;
+
+    if (!n)
+        return NULL;
+    fs->mq_head = n->queue_next;
+    if (!fs->mq_head)
+        fs->mq_tail = NULL;
+    n->queue_next = NULL;
+    n->queued = false;
+    fs->mq_len--;
+    return n;
+}
+
+static void sleep_until(const struct timespec *when)
+{
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, when, NULL) == EINTR)
+        ;
+}
+
+/* Decides what to do for a popped node and fills path/name; caller holds the lock. */
+static enum mat_action plan(struct twinfs *fs, struct node *n, char *path, size_t size,
+                            struct timespec *ret_wait_until)
+{
+    int r;
+
+    ret_wait_until->tv_sec = 0;
+    ret_wait_until->tv_nsec = 0;
+    if (n->kind == NODE_ASSET) {
+        if (n->state == NODE_PENDING) {
+            r = snprintf(path, size, "%s/assets/%s", fs->mountpoint, n->name);
+            return r > 0 && (size_t)r < size ? MAT_MKDIR : MAT_NONE;
+        }
+        if (n->state == NODE_REMOVED && n->u.as.was_visible)
+            return MAT_DELETE;
+        return MAT_NONE;
+    }
+    if (n->kind != NODE_EVENT || n->state != NODE_PENDING)
+        return MAT_NONE;
+    struct node *asset = tree_asset_of(n);
+    if (!asset || asset->state != NODE_VISIBLE)
+        return MAT_NONE; /* the asset is not shown (yet): its mkdir puts it back in order */
+    r = snprintf(path, size, "%s/assets/%s/events/%s", fs->mountpoint, asset->name, n->name);
+    if (r <= 0 || (size_t)r >= size)
+        return MAT_NONE;
+    /* Give `inotifywait -r` time to add its watch on a directory it just saw appear. */
+    *ret_wait_until = asset->u.as.visible_at;
+    ret_wait_until->tv_sec += fs->opt.materialize_delay_ms / 1000;
+    ret_wait_until->tv_nsec += (long)(fs->opt.materialize_delay_ms % 1000) * 1000000L;
+    if (ret_wait_until->tv_nsec >= 1000000000L) {
+        ret_wait_until->tv_sec++;
+        ret_wait_until->tv_nsec -= 1000000000L;
+    }
+    return MAT_MKNOD;
+}
+
+/* Pushes an event's bytes into the page cache so that a cat is served without a read. */
+static void store_content(struct twinfs *fs, uint64_t ino)
+{
+    char *copy = NULL;
+    size_t len = 0;
+
+    pthread_mutex_lock(&fs->tree.lock);
+    struct node *n = tree_get(&fs->tree, ino);
+    if (n && n->state == NODE_VISIBLE && n->u.ev.content) {
+        copy = malloc(n->u.ev.content_len);
+        if (copy) {
+            memcpy(copy, n->u.ev.content, n->u.ev.content_len);
+            len = n->u.ev.content_len;
+        }
+    }
+    pthread_mutex_unlock(&fs->tree.lock);
+    if (!copy)
+        return;
+    struct fuse_bufvec bv = FUSE_BUFVEC_INIT(len);
+    bv.buf[0].mem = copy;
+    int r = fuse_lowlevel_notify_store(fs->se, ino, 0, &bv, 0);
+    if (r < 0 && r != -ENOENT)
+        fs_log(fs, LOG_DEBUG, "materializer: notify_store: %s", strerror(-r));
+    free(copy);
+}
+
+/* After a failed self-call the entry is shown anyway (no IN_CREATE for it), so that an event
+ * never stays invisible and holds the flow-control window forever. */
+static void show_without_event(struct twinfs *fs, uint64_t ino, const char *path, int err)
+{
+    atomic_fetch_add(&fs->materialize_errors, 1);
+    pthread_mutex_lock(&fs->tree.lock);
+    struct node *n = tree_get(&fs->tree, ino);
+    bool stopping = fs->mq_stop;
+    if (n && n->state == NODE_PENDING && !stopping) {
+        n->state = NODE_VISIBLE;
+        if (n->kind == NODE_EVENT) {
+            fs->tree.visible_events++;
+        } else if (n->kind == NODE_ASSET) {
+            n->u.as.was_visible = true;
+            clock_gettime(CLOCK_MONOTONIC, &n->u.as.visible_at);
+            fs->tree.visible_assets++;
+            n->u.as.events_dir->state = NODE_VISIBLE;
+            n->u.as.t2_dir->state = NODE_VISIBLE;
+        }
+    }
+    pthread_mutex_unlock(&fs->tree.lock);
+    if (!stopping)
+        fs_log(fs, LOG_WARNING, "materializer: %s: %s (shown without inotify event)", path,
+               strerror(err));
+}
+
+static void *materializer_main(void *arg)
+{
+    struct twinfs *fs = arg;
+    sigset_t all;
+    char path[PATH_MAX];
+    char name[NAME_MAX + 1];
+
+    /* Signals go to the session threads; a signal here would interrupt our own requests. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    atomic_store(&fs->mat_tid, (int)gettid());
+
+    pthread_mutex_lock(&fs->tree.lock);
+    while (!fs->init_done && !fs->mq_stop)
+        pthread_cond_wait(&fs->mq_cond, &fs->tree.lock);
+    while (!fs->mq_stop) {
+        struct node *n = mq_pop(fs);
+        if (!n) {
+            pthread_cond_wait(&fs->mq_cond, &fs->tree.lock);
+            continue;
+        }
+        struct timespec wait_until;
+        enum mat_action act = plan(fs, n, path, sizeof(path), &wait_until);
+        uint64_t ino = n->ino;
+        size_t name_len = strlen(n->name);
+        if (name_len > NAME_MAX)
+            name_len = NAME_MAX;
+        memcpy(name, n->name, name_len);
+        name[name_len] = '\0';
+        tree_maybe_free(&fs->tree, n); /* it may have waited for us to let go */
+        pthread_mutex_unlock(&fs->tree.lock);
+
+        int r = 0;
+        switch (act) {
+        case MAT_MKDIR:
+            if (mkdir(path, 0555) < 0)
+                r = errno;
+            break;
+        case MAT_MKNOD:
+            sleep_until(&wait_until);
+            if (mknod(path, S_IFREG | 0444, 0) < 0)
+                r = errno;
+            else
+                store_content(fs, ino);
+            break;
+        case MAT_DELETE:
+            r = -fuse_lowlevel_notify_delete(fs->se, TREE_INO_ASSETS, ino, name, name_len);
+            if (r)
+                r = -fuse_lowlevel_notify_inval_entry(fs->se, TREE_INO_ASSETS, name, name_len);
+            if (r && r != ENOENT)
+                fs_log(fs, LOG_DEBUG, "materializer: forget %s: %s", name, strerror(r));
+            r = 0;
+            break;
+        case MAT_NONE:
+            break;
+        }
+        if (act == MAT_MKDIR || act == MAT_MKNOD) {
+            if (r)
+                show_without_event(fs, ino, path, r);
+            else
+                atomic_fetch_add(&fs->materialized, 1);
+        }
+        pthread_mutex_lock(&fs->tree.lock);
+    }
+    pthread_mutex_unlock(&fs->tree.lock);
+    return NULL;
+}
+
+int materializer_start(struct twinfs *fs)
+{
+    int r = pthread_create(&fs->mat_thread, NULL, materializer_main, fs);
+
+    if (r)
+        return -r;
+    fs->mat_running = true;
+    return 0;
+}
+
+void materializer_init_done(struct twinfs *fs)
+{
+    pthread_mutex_lock(&fs->tree.lock);
+    fs->init_done = true;
+    pthread_cond_broadcast(&fs->mq_cond);
+    pthread_mutex_unlock(&fs->tree.lock);
+}
+
+int materializer_stop(struct twinfs *fs, unsigned timeout_ms)
+{
+    if (!fs->mat_running)
+        return 0;
+    pthread_mutex_lock(&fs->tree.lock);
+    fs->mq_stop = true;
+    pthread_cond_broadcast(&fs->mq_cond);
+    pthread_mutex_unlock(&fs->tree.lock);
+    if (timeout_ms) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += timeout_ms / 1000;
+        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (pthread_timedjoin_np(fs->mat_thread, NULL, &ts) != 0)
+            return -ETIMEDOUT;
+    } else {
+        pthread_join(fs->mat_thread, NULL);
+    }
+    fs->mat_running = false;
+    return 0;
+}

@@ -1,0 +1,1029 @@
+/* ops: the FUSE low-level operations (see docs/filesystem.md for the behaviour and the errno
+ * table). Handlers hold the tree lock only for tree work, never across a call into the
+ * follower or the twin (acks and T2 requests block). */
+#include "fs_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+#include "t2_stream.h"
+
+#define T2_XATTR_MIME "user.twin.mime"
+
+const char *const fs_op_names[FS_OP_COUNT] = {
+    [FS_OP_INIT] = "init",
+    [FS_OP_LOOKUP] = "lookup",
+    [FS_OP_FORGET] = "forget",
+    [FS_OP_GETATTR] = "getattr",
+    [FS_OP_SETATTR] = "setattr",
+    [FS_OP_MKNOD] = "mknod",
+    [FS_OP_MKDIR] = "mkdir",
+    [FS_OP_UNLINK] = "unlink",
+    [FS_OP_RMDIR] = "rmdir",
+    [FS_OP_SYMLINK] = "symlink",
+    [FS_OP_RENAME] = "rename",
+    [FS_OP_LINK] = "link",
+    [FS_OP_OPEN] = "open",
+    [FS_OP_READ] = "read",
+    [FS_OP_WRITE] = "write",
+    [FS_OP_FLUSH] = "flush",
+    [FS_OP_RELEASE] = "release",
+    [FS_OP_FSYNC] = "fsync",
+    [FS_OP_OPENDIR] = "opendir",
+    [FS_OP_READDIR] = "readdir",
+    [FS_OP_READDIRPLUS] = "readdirplus",
+    [FS_OP_RELEASEDIR] = "releasedir",
+    [FS_OP_STATFS] = "statfs",
+    [FS_OP_SETXATTR] = "setxattr",
+    [FS_OP_GETXATTR] = "getxattr",
+    [FS_OP_LISTXATTR] = "listxattr",
+    [FS_OP_REMOVEXATTR] = "removexattr",
+    [FS_OP_ACCESS] = "access",
+    [FS_OP_CREATE] = "create",
+    [FS_OP_FALLOCATE] = "fallocate",
+    [FS_OP_READLINK] = "readlink",
+};
+
+/* An open T2 file: one stream, read sequentially. */
+struct t2_handle {
+    struct t2_stream *stream;
+    pthread_mutex_t lock; /* one reader at a time; the kernel may send reads on any thread */
+    uint64_t pos;
+    int err; /* a failure seen after some bytes were returned: the next read gets it */
+};
+
+/* An open status file: a snapshot taken at open. */
+struct status_handle {
+    char *text;
+    size_t len;
+};
+
+static struct twinfs *req_fs(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+static void count(struct twinfs *fs, enum fs_op op)
+{
+    atomic_fetch_add_explicit(&fs->ops[op], 1, memory_order_relaxed);
+}
+
+static bool is_dir_kind(enum node_kind k)
+{
+    return k == NODE_ROOT || k == NODE_ASSETS || k == NODE_META || k == NODE_ASSET ||
+           k == NODE_EVENTS || k == NODE_T2 || k == NODE_T2_TYPE;
+}
+
+static void fill_attr(const struct node *n, struct stat *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->st_ino = n->ino;
+    st->st_uid = getuid();
+    st->st_gid = getgid();
+    st->st_blksize = 4096;
+    st->st_atime = st->st_mtime = st->st_ctime = n->mtime;
+    if (is_dir_kind(n->kind)) {
+        st->st_mode = S_IFDIR | 0555;
+        st->st_nlink = 2;
+        return;
+    }
+    st->st_mode = S_IFREG | 0444;
+    st->st_nlink = n->state == NODE_REMOVED ? 0 : 1;
+    if (n->kind == NODE_EVENT) {
+        st->st_size = (off_t)n->u.ev.content_len;
+        st->st_blocks = (blkcnt_t)((n->u.ev.content_len + 511) / 512);
+    }
+}
+
+/* Names and attributes of everything but T2 files never change: cache them long. T2 files
+ * are asked again at each open; the status file's size is unknown (direct_io). */
+static double node_timeout(const struct twinfs *fs, const struct node *n)
+{
+    if (n->kind == NODE_T2_FILE)
+        return 0;
+    return fs->entry_timeout;
+}
+
+static void fill_entry(struct twinfs *fs, const struct node *n, struct fuse_entry_param *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->ino = n->ino;
+    e->generation = 1;
+    fill_attr(n, &e->attr);
+    e->attr_timeout = node_timeout(fs, n);
+    e->entry_timeout = node_timeout(fs, n);
+}
+
+static bool shown(const struct node *n)
+{
+    return n && n->state == NODE_VISIBLE;
+}
+
+/* A valid name for an on-demand T2 node (it is also the request's data). */
+static bool t2_name_ok(const char *name)
+{
+    size_t len = strlen(name);
+    return len > 0 && len <= 255 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+static struct node *event_child(struct node *events_dir, const char *name)
+{
+    uint64_t offset;
+    struct node *asset = events_dir->parent;
+
+    if (tree_parse_event_filename(name, &offset) < 0)
+        return NULL;
+    struct node *n = seqlist_get(&asset->u.as.events, offset);
+    if (n && strcmp(n->name, name) == 0)
+        return n;
+    return NULL;
+}
+
+/* The visible child of parent called name, made on demand under t2/; caller holds the lock. */
+static struct node *find_child(struct twinfs *fs, struct node *parent, const char *name,
+                               int *ret_err)
+{
+    struct tree *t = &fs->tree;
+    struct node *n = NULL;
+
+    *ret_err = ENOENT;
+    if (!shown(parent))
+        return NULL;
+    switch (parent->kind) {
+    case NODE_ROOT:
+        if (strcmp(name, "assets") == 0)
+            n = t->assets_dir;
+        else if (strcmp(name, ".twinfs") == 0)
+            n = t->meta_dir;
+        break;
+    case NODE_META:
+        if (strcmp(name, "status") == 0)
+            n = t->status;
+        break;
+    case NODE_ASSETS:
+        n = tree_find_child(t, parent, name);
+        break;
+    case NODE_ASSET:
+        if (strcmp(name, "events") == 0)
+            n = parent->u.as.events_dir;
+        else if (strcmp(name, "t2") == 0)
+            n = parent->u.as.t2_dir;
+        break;
+    case NODE_EVENTS:
+        n = event_child(parent, name);
+        break;
+    case NODE_T2:
+    case NODE_T2_TYPE:
+        if (!t2_name_ok(name)) {
+            *ret_err = EINVAL;
+            return NULL;
+        }
+        n = tree_find_child(t, parent, name);
+        if (!n) {
+            n = tree_node_new(t, parent, parent->kind == NODE_T2 ? NODE_T2_TYPE : NODE_T2_FILE,
+                              name, true);
+            if (!n) {
+                *ret_err = ENOMEM;
+                return NULL;
+            }
+        }
+        n->state = NODE_VISIBLE; /* any type and any name exist */
+        break;
+    default:
+        *ret_err = ENOTDIR;
+        return NULL;
+    }
+    return shown(n) ? n : NULL;
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    struct twinfs *fs = userdata;
+
+    count(fs, FS_OP_INIT);
+    /* Always readdirplus: a listing then brings every entry's attributes at once. */
+    if (conn->capable & FUSE_CAP_READDIRPLUS)
+        conn->want |= FUSE_CAP_READDIRPLUS;
+    conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+    /* T2 reads must come in order: no parallel pieces of one direct read. */
+    conn->want &= ~FUSE_CAP_ASYNC_DIO;
+    materializer_init_done(fs);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct twinfs *fs = req_fs(req);
+    struct fuse_entry_param e;
+    int err;
+
+    count(fs, FS_OP_LOOKUP);
+    pthread_mutex_lock(&fs->tree.lock);
+    struct node *p = tree_get(&fs->tree, parent);
+    struct node *n = p ? find_child(fs, p, name, &err) : NULL;
+    if (!p)
+        err = ENOENT;
+    if (n) {
+        n->nlookup++;
+        fill_entry(fs, n, &e);
+    }
+    pthread_mutex_unlock(&fs->tree.lock);
+    /* A pending entry answers ENOENT without negative caching, so that the materializer's
+     * mknod reaches us. */
+    if (!n)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_entry(req, &e);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    struct twinfs *fs = req_fs(req);
+
+    count(fs, FS_OP_FORGET);
+    pthread_mutex_lock(&fs->tree.lock);
+    struct node *n = tree_get(&fs->tree, ino);
+    if (n && ino > TREE_INO_STATUS)
+        tree_forget(&fs->tree, n, nlookup);
+    pthread_mutex_unlock(&fs->tree.lock);
+    fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count_, struct fuse_forget_data *forgets)
+{
+    struct twinfs *fs = req_fs(req);
+
+    count(fs, FS_OP_FORGET);
+    pthread_mutex_lock(&fs->tree.lock);
+    for (size_t i = 0; i < count_; i++) {
+        struct node *n = tree_get(&fs->tree, forgets[i].ino);
+        if (n && forgets[i].ino > TREE_INO_STATUS)
+            tree_forget(&fs->tree, n, forgets[i].nlookup);
+    }
+    pthread_mutex_unlock(&fs->tree.lock);
+    fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct twinfs *fs = req_fs(req);
+    struct stat st;
+    double timeout = 0;
+
+    count(fs, FS_OP_GETATTR);
+    pthread_mutex_lock(&fs->tree.lock);
+    struct node *n = tree_get(&fs->tree, ino);
+    if (n) {
+        fill_attr(n, &st);
+        timeout = node_timeout(fs, n);
+    }
+    pthread_mutex_unlock(&fs->tree.lock);
+    if (!n)
+        fuse_reply_err(req, ENOENT);
+    else
+        fuse_reply_attr(req, &st, timeout);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+    count(req_fs(req), FS_OP_SETATTR);
+    fuse_reply_err(req, EROFS);
+}
+
+static bool is_materializer(struct twinfs *fs, fuse_req_t req)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    int tid = atomic_load(&fs->mat_tid);
+
+    return tid > 0 && ctx->pid == tid;
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    struct twinfs *fs = req_fs(req);
+    struct fuse_entry_param e;
+    int err = EROFS;
+
+    count(fs, FS_OP_MKNOD);
+    if (!is_materializer(fs, req)) {
+        fuse_reply_err(req, EROFS); /* a user's create */
+        return;
+    }
+    pthread_mutex_lock(&fs->tree.lock);
+    struct node *p = tree_get(&fs->tree, parent);
+    struct node *n = p && p->kind == NODE_EVENTS && shown(p) ? event_child(p, name) : NULL;
+    if (n && n->state == NODE_PENDING) {
+        n->state = NODE_VISIBLE;
+        fs->tree.visible_events++;
+        n->nlookup++;
+        fill_entry(fs, n, &e);
+        err = 0;
+    } else {
+        err = n ? EEXIST : ENOENT;
+    }
+    pthread_mutex_unlock(&fs->tree.lock);
+    if (err)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_entry(req, &e);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    struct twinfs *fs = req_fs(req);
+    struct fuse_entry_param e;
+    int err;
+
+    count(fs, FS_OP_MKDIR);
+    if (!is_materializer(fs, req)) {
+        fuse_reply_err(req, EROFS);
+        return;
+    }
+    pthread_mutex_lock(&fs->tree.lock);
+    struct node *n =
+        parent == TREE_INO_ASSETS ? tree_find_child(&fs->tree, fs->tree.assets_dir, name) : NULL;
+    if (n && n->state == NODE_PENDING) {
+        n->state = NODE_VISIBLE;
+        n->u.as.events_dir->state = NODE_VISIBLE;
+        n->u.as.t2_dir->state = NODE_VISIBLE;
+        n->u.as.was_visible = true;
+        clock_gettime(CLOCK_MONOTONIC, &n->u.as.visible_at);
+        fs->tree.visible_assets++;
+        n->nlookup++;
+        fill_entry(fs, n, &e);
+        err = 0;
+    } else {
+        err = n ? EEXIST : ENOENT;
+    }
+    pthread_mutex_unlock(&fs->tree.lock);
+    if (err)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_entry(req, &e);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct twinfs *fs = req_fs(req);
+    uint64_t seq = 0, offset = 0;
+    char *asset = NULL;
+    int err = 0;
+
+    count(fs, FS_OP_UNLINK);
+    pthread_mutex_lock(&fs->tree.lock);
+    struct node *p = tree_get(&fs->tree, parent);
+    if (!p || p->kind != NODE_EVENTS) {
+        err = EPERM; /* only events are removable: removing one is its ack */
+    } else {
+        struct node *n = shown(p) ? event_child(p, name) : NULL;
+        if (!shown(n)) {
+            err = ENOENT; /* never shown, already acked, or another unlink is acking it */
+        } else {
+            asset = strdup(p->parent->name);
+            if (!asset) {
+                err = ENOMEM;
+            } else {
+                /* Out of sight under the lock: of racing unlinks exactly one gets here. */
+                n->state = NODE_ACKING;
+                fs->tree.visible_events--;
+                seq = n->u.ev.seq;
+                offset = n->u.ev.offset;
+            }
+        }
+    }
+    pthread_mutex_unlock(&fs->tree.lock);
+    if (err) {
+        fuse_reply_err(req, err);
+        return;
+    }
+
+    int r = follower_ack(fs->follower, seq, asset, offset);
+    if (r == -EALREADY)
+        r = 0;
+
+    pthread_mutex_lock(&fs->tree.lock);
+    struct node *asset_node = tree_find_child(&fs->tree, fs->tree.assets_dir, asset);
+    struct node *n = asset_node ? seqlist_get(&asset_node->u.as.events, offset) : NULL;
+    if (n && n->state == NODE_ACKING) {
+        if (r == 0) {
+            seqlist_remove(&asset_node->u.as.events, offset);
+            tree_unlink_node(&fs->tree, n);
+        } else {
+            n->state = NODE_VISIBLE; /* the ack is not on disk: the event stays */
+            fs->tree.visible_events++;
+        }
+    }
+    /* else the asset was deleted meanwhile: the event went with it. */
+    pthread_mutex_unlock(&fs->tree.lock);
+    if (r < 0)
+        fs_log(fs, LOG_ERR, "ack %s/%" PRIu64 ": %s", asset, offset, strerror(-r));
+    free(asset);
+    fuse_reply_err(req, r < 0 ? EIO : 0);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    count(req_fs(req), FS_OP_RMDIR);
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    count(req_fs(req), FS_OP_SYMLINK);
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+    count(req_fs(req), FS_OP_RENAME);
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    count(req_fs(req), FS_OP_LINK);
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+    count(req_fs(req), FS_OP_CREATE);
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+    count(req_fs(req), FS_OP_READLINK);
+    fuse_reply_err(req, EINVAL); /* there are no symlinks */
+}
+
+static void open_t2(struct twinfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    unsigned max = fs->opt.max_t2_open ? fs->opt.max_t2_open : 64;
+    char *asset = NULL, *type = NULL, *name = NULL;
+    struct t2_handle *h = NULL;
+    enum twin_error te = TWIN_OK;
+    int r = 0;
+
+    if (atomic_fetch_add(&fs->t2_open, 1) >= max) {
+        atomic_fetch_sub(&fs->t2_open, 1);
+        fuse_reply_err(req, EMFILE);
+        return;
+    }
+    pthread_mutex_lock(&fs->tree.lock);
+    struct node *n = tree_get(&fs->tree, ino);
+    struct node *a = n ? tree_asset_of(n) : NULL;
+    if (n && a && shown(a)) {
+        asset = strdup(a->name);
+        type = strdup(n->parent->name);
+        name = strdup(n->name);
+    } else {
+        r = -ENOENT;
+    }
+    pthread_mutex_unlock(&fs->tree.lock);
+    if (!r && (!asset || !type || !name))
+        r = -ENOMEM;
+    if (!r) {
+        h = calloc(1, sizeof(*h));
+        if (!h)
+            r = -ENOMEM;
+    }
+    if (!r) {
+        atomic_fetch_add(&fs->t2_requests, 1);
+        /* Blocks this worker until the answer's status is known; the loop has other threads. */
+        r = follower_t2_request(fs->follower, asset, type, name, strlen(name), 0, &h->stream, &te);
+    }
+    if (r < 0) {
+        free(h);
+        atomic_fetch_sub(&fs->t2_open, 1);
+        fuse_reply_err(req, -r);
+        goto out;
+    }
+    pthread_mutex_init(&h->lock, NULL);
+    char *mime = strdup(t2_stream_mime(h->stream));
+    pthread_mutex_lock(&fs->tree.lock);
+    n = tree_get(&fs->tree, ino);
+    if (n && mime) {
+        free(n->mime);
+        n->mime = mime;
+        mime = NULL;
+    }
+    pthread_mutex_unlock(&fs->tree.lock);
+    free(mime);
+    fi->fh = (uintptr_t)h;
+    fi->direct_io = 1;   /* the size is unknown until the end */
+    fi->nonseekable = 1; /* a stream: reads go forward only */
+    fi->noflush = 1;
+    if (fuse_reply_open(req, fi) < 0) {
+        /* The opener is gone (interrupted): no release will come. */
+        t2_stream_close(h->stream);
+        pthread_mutex_destroy(&h->lock);
+        free(h);
+        atomic_fetch_sub(&fs->t2_open, 1);
+    }
+out:
+    free(asset);
+    free(type);
+    free(name);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct twinfs *fs = req_fs(req);
+    enum node_kind kind;
+    int err = 0;
+
+    count(fs, FS_OP_OPEN);
+    if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+        fuse_reply_err(req, EROFS);
+        return;
+    }
+    pthread_mutex_lock(&fs->tree.lock);
+    struct node *n = tree_get(&fs->tree, ino);
+    if (!n)
+        err = ENOENT;
+    else if (n->kind == NODE_EVENT && !n->u.ev.content)
+        err = ENOENT; /* acked: its bytes are gone */
+    kind = n ? n->kind : NODE_ROOT;
+    pthread_mutex_unlock(&fs->tree.lock);
+    if (err) {
+        fuse_reply_err(req, err);
+        return;
+    }
+    switch (kind) {
+    case NODE_EVENT:
+        /* The bytes never change and were pushed into the page cache: keep them. */
+        fi->keep_cache = 1;
+        fi->noflush = 1;
+        fuse_reply_open(req, fi);
+        return;
+    case NODE_STATUS: {
+        struct status_handle *h = calloc(1, sizeof(*h));
+        if (h)
+            h->text = status_render(fs, &h->len);
+        if (!h || !h->text) {
+            free(h);
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+        fi->fh = (uintptr_t)h;
+        fi->direct_io = 1;
+        fi->noflush = 1;
+        if (fuse_reply_open(req, fi) < 0) {
+            free(h->text);
+            free(h);
+        }
+        return;
+    }
+    case NODE_T2_FILE:
+        open_t2(fs, req, ino, fi);
+        return;
+    default:
+        fuse_reply_err(req, EISDIR);
+        return;
+    }
+}
+
+static void reply_slice(fuse_req_t req, const char *buf, size_t len, size_t size, off_t off)
+{
+    if (off < 0 || (size_t)off >= len)
+        fuse_reply_buf(req, NULL, 0);
+    else
+        fuse_reply_buf(req, buf + off, len - (size_t)off < size ? len - (size_t)off : size);
+}
+
+static void read_t2(fuse_req_t req, struct t2_handle *h, size_t size, off_t off)
+{
+    char *buf = malloc(size ? size : 1);
+    size_t got = 0;
+    int err = 0;
+
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    pthread_mutex_lock(&h->lock);
+    if ((uint64_t)off != h->pos) {
+        err = ESPIPE; /* a stream: only the next byte can be read */
+    } else if (h->err) {
+        err = h->err;
+    } else {
+        /* Fill the request: fewer, larger replies make the transfer cheaper. */
+        while (got < size) {
+            ssize_t r = t2_stream_read(h->stream, buf + got, size - got);
+            if (r == 0)
+                break;
+            if (r < 0) {
+                if (got == 0)
+                    err = r == -ESHUTDOWN ? EIO : (int)-r;
+                else
+                    h->err = r == -ESHUTDOWN ? EIO : (int)-r;
+                break;
+            }
+            got += (size_t)r;
+        }
+        h->pos += got;
+    }
+    pthread_mutex_unlock(&h->lock);
+    if (err)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_buf(req, buf, got);
+    free(buf);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    struct twinfs *fs = req_fs(req);
+
+    count(fs, FS_OP_READ);
+    pthread_mutex_lock(&fs->tree.lock);
+    struct node *n = tree_get(&fs->tree, ino);
+    if (n && n->kind == NODE_EVENT) {
+        /* Normally served from the page cache; here when it was dropped. */
+        char *copy = NULL;
+        size_t len = n->u.ev.content_len;
+        if (n->u.ev.content && off >= 0 && (size_t)off < len) {
+            size_t want = len - (size_t)off < size ? len - (size_t)off : size;
+            copy = malloc(want);
+            if (copy)
+                memcpy(copy, n->u.ev.content + off, want);
+            len = want;
+        } else {
+            len = 0;
+        }
+        pthread_mutex_unlock(&fs->tree.lock);
+        fuse_reply_buf(req, copy, copy ? len : 0);
+        free(copy);
+        return;
+    }
+    enum node_kind kind = n ? n->kind : NODE_ROOT;
+    pthread_mutex_unlock(&fs->tree.lock);
+    if (kind == NODE_STATUS && fi->fh) {
+        struct status_handle *h = (struct status_handle *)(uintptr_t)fi->fh;
+        reply_slice(req, h->text, h->len, size, off);
+    } else if (kind == NODE_T2_FILE && fi->fh) {
+        read_t2(req, (struct t2_handle *)(uintptr_t)fi->fh, size, off);
+    } else {
+        fuse_reply_err(req, EBADF);
+    }
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    count(req_fs(req), FS_OP_WRITE);
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    count(req_fs(req), FS_OP_FLUSH);
+    fuse_reply_err(req, ENOSYS); /* nothing to flush: the kernel stops sending it */
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    count(req_fs(req), FS_OP_FSYNC);
+    fuse_reply_err(req, ENOSYS);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct twinfs *fs = req_fs(req);
+
+    count(fs, FS_OP_RELEASE);
+    pthread_mutex_lock(&fs->tree.lock);
+    struct node *n = tree_get(&fs->tree, ino);
+    enum node_kind kind = n ? n->kind : NODE_ROOT;
+    pthread_mutex_unlock(&fs->tree.lock);
+    if (kind == NODE_STATUS && fi->fh) {
+        struct status_handle *h = (struct status_handle *)(uintptr_t)fi->fh;
+        free(h->text);
+        free(h);
+    } else if (kind == NODE_T2_FILE && fi->fh) {
+        struct t2_handle *h = (struct t2_handle *)(uintptr_t)fi->fh;
+        t2_stream_close(h->stream);
+        pthread_mutex_destroy(&h->lock);
+        free(h);
+        atomic_fetch_sub(&fs->t2_open, 1);
+    }
+    fuse_reply_err(req, 0);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    count(req_fs(req), FS_OP_OPENDIR);
+    /* Directories need no state (readdir cookies are keys): the kernel stops asking. */
+    fuse_reply_err(req, ENOSYS);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    count(req_fs(req), FS_OP_RELEASEDIR);
+    fuse_reply_err(req, 0);
+}
+
+/* Adds one entry; returns false when the buffer is full. Caller holds the lock. */
+static bool add_entry(struct twinfs *fs, fuse_req_t req, char *buf, size_t size, size_t *used,
+                      bool plus, const char *name, struct node *n, bool dot, off_t cookie)
+{
+    size_t need;
+
+    if (plus) {
+        struct fuse_entry_param e;
+        fill_entry(fs, n, &e);
+        if (dot)
+            e.ino = 0; /* the kernel takes no lookup on "." and ".." */
+        need = fuse_add_direntry_plus(req, buf + *used, size - *used, name, &e, cookie);
+        if (need > size - *used)
+            return false;
+        if (!dot)
+            n->nlookup++;
+    } else {
+        struct stat st;
+        fill_attr(n, &st);
+        need = fuse_add_direntry(req, buf + *used, size - *used, name, &st, cookie);
+        if (need > size - *used)
+            return false;
+    }
+    *used += need;
+    return true;
+}
+
+/* Entries carry the cookie key + 3 (1 and 2 are "." and ".."); listing from cookie c resumes
+ * at the first key >= c - 2, so entries removed meanwhile neither shift nor repeat others. */
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
+{
+    struct twinfs *fs = req_fs(req);
+    char *buf = malloc(size);
+    size_t used = 0;
+    int err = 0;
+
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    pthread_mutex_lock(&fs->tree.lock);
+    struct tree *t = &fs->tree;
+    struct node *d = tree_get(t, ino);
+    if (!d || !shown(d)) {
+        err = ENOENT;
+        goto out;
+    }
+    if (!is_dir_kind(d->kind)) {
+        err = ENOTDIR;
+        goto out;
+    }
+    if (off < 1 && !add_entry(fs, req, buf, size, &used, plus, ".", d, true, 1))
+        goto out;
+    if (off < 2 &&
+        !add_entry(fs, req, buf, size, &used, plus, "..", d->parent ? d->parent : d, true, 2))
+        goto out;
+    uint64_t from = off >= 2 ? (uint64_t)off - 2 : 0;
+    if (d->kind == NODE_ASSETS || d->kind == NODE_EVENTS) {
+        struct seqlist *l = d->kind == NODE_ASSETS ? &t->assets : &d->parent->u.as.events;
+        for (size_t i = seqlist_next_live(l, seqlist_lower_bound(l, from)); i < l->len;
+             i = seqlist_next_live(l, i + 1)) {
+            struct node *n = l->v[i].ptr;
+            if (!shown(n))
+                continue;
+            if (!add_entry(fs, req, buf, size, &used, plus, n->name, n, false,
+                           (off_t)(l->v[i].key + 3)))
+                break;
+        }
+    } else {
+        struct node *fixed[2] = {NULL, NULL};
+        if (d->kind == NODE_ROOT) {
+            fixed[0] = t->assets_dir;
+            fixed[1] = t->meta_dir;
+        } else if (d->kind == NODE_META) {
+            fixed[0] = t->status;
+        } else if (d->kind == NODE_ASSET) {
+            fixed[0] = d->u.as.events_dir;
+            fixed[1] = d->u.as.t2_dir;
+        }
+        for (uint64_t i = from; i < 2; i++) {
+            if (fixed[i] && !add_entry(fs, req, buf, size, &used, plus, fixed[i]->name, fixed[i],
+                                       false, (off_t)(i + 3)))
+                break;
+        }
+    }
+out:
+    pthread_mutex_unlock(&fs->tree.lock);
+    if (err)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_buf(req, buf, used);
+    free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    count(req_fs(req), FS_OP_READDIR);
+    do_readdir(req, ino, size, off, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                           struct fuse_file_info *fi)
+{
+    count(req_fs(req), FS_OP_READDIRPLUS);
+    do_readdir(req, ino, size, off, true);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    struct twinfs *fs = req_fs(req);
+    struct statvfs st;
+
+    count(fs, FS_OP_STATFS);
+    memset(&st, 0, sizeof(st));
+    st.f_bsize = 4096;
+    st.f_frsize = 4096;
+    st.f_namemax = 255;
+    pthread_mutex_lock(&fs->tree.lock);
+    st.f_files = fs->tree.ino_count;
+    pthread_mutex_unlock(&fs->tree.lock);
+    st.f_flag = ST_RDONLY;
+    fuse_reply_statfs(req, &st);
+}
+
+/* Appends "key\0" to a listxattr list or, for getxattr, writes the value of the wanted key.
+ * The attributes of node n, one at a time; caller holds the lock. */
+struct xattr_walk {
+    const char *want; /* getxattr: the key; listxattr: NULL */
+    char *list;       /* listxattr output */
+    size_t list_len;
+    size_t list_cap;
+    char *value; /* getxattr: the value found (malloc'd) */
+    size_t value_len;
+};
+
+static void xattr_put(struct xattr_walk *w, const char *key, const char *value)
+{
+    if (!value)
+        return;
+    if (w->want) {
+        if (!w->value && strcmp(w->want, key) == 0) {
+            w->value = strdup(value);
+            w->value_len = w->value ? strlen(value) : 0;
+        }
+        return;
+    }
+    size_t klen = strlen(key) + 1;
+    if (w->list_len + klen > w->list_cap) {
+        size_t ncap = (w->list_cap + klen) * 2;
+        char *nl = realloc(w->list, ncap);
+        if (!nl)
+            return;
+        w->list = nl;
+        w->list_cap = ncap;
+    }
+    memcpy(w->list + w->list_len, key, klen);
+    w->list_len += klen;
+}
+
+static void xattr_walk_node(struct node *n, struct xattr_walk *w)
+{
+    char num[32];
+
+    if (n->kind == NODE_EVENT) {
+        struct node *a = tree_asset_of(n);
+        xattr_put(w, "user.twin.asset", a ? a->name : NULL);
+        snprintf(num, sizeof(num), "%" PRIu64, n->u.ev.offset);
+        xattr_put(w, "user.twin.offset", num);
+        xattr_put(w, "user.twin.name", n->u.ev.type_name);
+        snprintf(num, sizeof(num), "%d", n->u.ev.version);
+        xattr_put(w, "user.twin.version", num);
+        xattr_put(w, "user.twin.time", n->u.ev.time);
+        xattr_put(w, "user.twin.source", n->u.ev.source);
+        snprintf(num, sizeof(num), "%" PRIu64, n->u.ev.seq);
+        xattr_put(w, "user.twin.seq", num);
+    } else if (n->kind == NODE_ASSET) {
+        xattr_put(w, "user.twin.asset", n->name);
+    } else if (n->kind == NODE_T2_FILE) {
+        xattr_put(w, T2_XATTR_MIME, n->mime);
+    }
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+    struct twinfs *fs = req_fs(req);
+    struct xattr_walk w = {.want = name};
+
+    count(fs, FS_OP_GETXATTR);
+    pthread_mutex_lock(&fs->tree.lock);
+    struct node *n = tree_get(&fs->tree, ino);
+    if (n)
+        xattr_walk_node(n, &w);
+    pthread_mutex_unlock(&fs->tree.lock);
+    if (!n)
+        fuse_reply_err(req, ENOENT);
+    else if (!w.value)
+        fuse_reply_err(req, ENODATA);
+    else if (size == 0)
+        fuse_reply_xattr(req, w.value_len);
+    else if (size < w.value_len)
+        fuse_reply_err(req, ERANGE);
+    else
+        fuse_reply_buf(req, w.value, w.value_len);
+    free(w.value);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+    struct twinfs *fs = req_fs(req);
+    struct xattr_walk w = {0};
+
+    count(fs, FS_OP_LISTXATTR);
+    pthread_mutex_lock(&fs->tree.lock);
+    struct node *n = tree_get(&fs->tree, ino);
+    if (n)
+        xattr_walk_node(n, &w);
+    pthread_mutex_unlock(&fs->tree.lock);
+    if (!n)
+        fuse_reply_err(req, ENOENT);
+    else if (size == 0)
+        fuse_reply_xattr(req, w.list_len);
+    else if (size < w.list_len)
+        fuse_reply_err(req, ERANGE);
+    else
+        fuse_reply_buf(req, w.list, w.list_len);
+    free(w.list);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                        size_t size, int flags)
+{
+    count(req_fs(req), FS_OP_SETXATTR);
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    count(req_fs(req), FS_OP_REMOVEXATTR);
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+    count(req_fs(req), FS_OP_ACCESS);
+    fuse_reply_err(req, (mask & W_OK) ? EROFS : 0);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                         struct fuse_file_info *fi)
+{
+    count(req_fs(req), FS_OP_FALLOCATE);
+    fuse_reply_err(req, EROFS);
+}
+
+static const struct fuse_lowlevel_ops twinfs_ops = {
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .readlink = op_readlink,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .open = op_open,
+    .read = op_read,
+    .write = op_write,
+    .flush = op_flush,
+    .release = op_release,
+    .fsync = op_fsync,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
+    .releasedir = op_releasedir,
+    .statfs = op_statfs,
+    .setxattr = op_setxattr,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .removexattr = op_removexattr,
+    .access = op_access,
+    .create = op_create,
+    .fallocate = op_fallocate,
+};
+
+const struct fuse_lowlevel_ops *twinfs_lowlevel_ops(void)
+{
+    return &twinfs_ops;
+}

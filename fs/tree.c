@@ -1,0 +1,305 @@
+/* tree: see tree.h. */
+#include "tree.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EVENT_OFFSET_DIGITS 20 /* UINT64_MAX has 20 digits: every offset sorts by name */
+
+static uint64_t hash_u64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static uint64_t hash_name(uint64_t parent, const char *name)
+{
+    uint64_t h = 1469598103934665603ULL ^ hash_u64(parent); /* FNV-1a over the name */
+
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static int ino_tab_grow(struct tree *t)
+{
+    size_t ncap = t->ino_cap ? t->ino_cap * 2 : 1024;
+    struct node **nt = calloc(ncap, sizeof(*nt));
+
+    if (!nt)
+        return -ENOMEM;
+    for (size_t i = 0; i < t->ino_cap; i++) {
+        struct node *n = t->ino_tab[i];
+        while (n) {
+            struct node *next = n->ino_next;
+            size_t b = hash_u64(n->ino) & (ncap - 1);
+            n->ino_next = nt[b];
+            nt[b] = n;
+            n = next;
+        }
+    }
+    free(t->ino_tab);
+    t->ino_tab = nt;
+    t->ino_cap = ncap;
+    return 0;
+}
+
+static int name_tab_grow(struct tree *t)
+{
+    size_t ncap = t->name_cap ? t->name_cap * 2 : 1024;
+    struct node **nt = calloc(ncap, sizeof(*nt));
+
+    if (!nt)
+        return -ENOMEM;
+    for (size_t i = 0; i < t->name_cap; i++) {
+        struct node *n = t->name_tab[i];
+        while (n) {
+            struct node *next = n->name_next;
+            size_t b = hash_name(n->parent->ino, n->name) & (ncap - 1);
+            n->name_next = nt[b];
+            nt[b] = n;
+            n = next;
+        }
+    }
+    free(t->name_tab);
+    t->name_tab = nt;
+    t->name_cap = ncap;
+    return 0;
+}
+
+struct node *tree_get(struct tree *t, uint64_t ino)
+{
+    if (!t->ino_cap)
+        return NULL;
+    for (struct node *n = t->ino_tab[hash_u64(ino) & (t->ino_cap - 1)]; n; n = n->ino_next)
+        if (n->ino == ino)
+            return n;
+    return NULL;
+}
+
+struct node *tree_find_child(struct tree *t, const struct node *parent, const char *name)
+{
+    if (!t->name_cap)
+        return NULL;
+    size_t b = hash_name(parent->ino, name) & (t->name_cap - 1);
+    for (struct node *n = t->name_tab[b]; n; n = n->name_next)
+        if (n->parent == parent && strcmp(n->name, name) == 0)
+            return n;
+    return NULL;
+}
+
+static void ino_tab_remove(struct tree *t, struct node *node)
+{
+    struct node **pp = &t->ino_tab[hash_u64(node->ino) & (t->ino_cap - 1)];
+
+    for (; *pp; pp = &(*pp)->ino_next) {
+        if (*pp == node) {
+            *pp = node->ino_next;
+            t->ino_count--;
+            return;
+        }
+    }
+}
+
+static void name_tab_remove(struct tree *t, struct node *node)
+{
+    if (!node->in_name_table)
+        return;
+    struct node **pp = &t->name_tab[hash_name(node->parent->ino, node->name) & (t->name_cap - 1)];
+    for (; *pp; pp = &(*pp)->name_next) {
+        if (*pp == node) {
+            *pp = node->name_next;
+            t->name_count--;
+            break;
+        }
+    }
+    node->in_name_table = false;
+}
+
+struct node *tree_node_new(struct tree *t, struct node *parent, enum node_kind kind,
+                           const char *name, bool named)
+{
+    struct node *n;
+
+    if (t->ino_count + 1 > t->ino_cap && ino_tab_grow(t) < 0)
+        return NULL;
+    if (named && t->name_count + 1 > t->name_cap && name_tab_grow(t) < 0)
+        return NULL;
+    n = calloc(1, sizeof(*n));
+    if (!n)
+        return NULL;
+    n->name = strdup(name);
+    if (!n->name) {
+        free(n);
+        return NULL;
+    }
+    n->ino = t->next_ino++;
+    n->kind = kind;
+    n->state = NODE_PENDING;
+    n->parent = parent;
+    n->mtime = time(NULL);
+    if (kind == NODE_ASSET)
+        seqlist_init(&n->u.as.events);
+    if (parent)
+        parent->nchildren++;
+    size_t b = hash_u64(n->ino) & (t->ino_cap - 1);
+    n->ino_next = t->ino_tab[b];
+    t->ino_tab[b] = n;
+    t->ino_count++;
+    if (named) {
+        b = hash_name(parent->ino, n->name) & (t->name_cap - 1);
+        n->name_next = t->name_tab[b];
+        t->name_tab[b] = n;
+        t->name_count++;
+        n->in_name_table = true;
+    }
+    return n;
+}
+
+static void node_free_data(struct node *n)
+{
+    if (n->kind == NODE_EVENT) {
+        free(n->u.ev.type_name);
+        free(n->u.ev.time);
+        free(n->u.ev.source);
+        free(n->u.ev.content);
+    } else if (n->kind == NODE_ASSET) {
+        seqlist_free(&n->u.as.events);
+    }
+    free(n->mime);
+    free(n->name);
+    free(n);
+}
+
+void tree_maybe_free(struct tree *t, struct node *n)
+{
+    while (n && n->state == NODE_REMOVED && n->nlookup == 0 && !n->queued && n->nchildren == 0 &&
+           n->ino > TREE_INO_STATUS) {
+        struct node *parent = n->parent;
+        name_tab_remove(t, n);
+        ino_tab_remove(t, n);
+        node_free_data(n);
+        if (!parent)
+            break;
+        parent->nchildren--;
+        n = parent; /* the parent may have been waiting for its last child */
+    }
+}
+
+void tree_unlink_node(struct tree *t, struct node *n)
+{
+    name_tab_remove(t, n);
+    n->state = NODE_REMOVED;
+    if (n->kind == NODE_EVENT) {
+        free(n->u.ev.content); /* memory stays bounded by the unacked events */
+        n->u.ev.content = NULL;
+        n->u.ev.content_len = 0;
+    }
+    tree_maybe_free(t, n);
+}
+
+void tree_forget(struct tree *t, struct node *node, uint64_t n)
+{
+    node->nlookup = node->nlookup > n ? node->nlookup - n : 0;
+    if (node->kind == NODE_T2_TYPE || node->kind == NODE_T2_FILE) {
+        /* Made on demand by lookup: once forgotten, nothing else refers to them. */
+        if (node->nlookup == 0 && node->state != NODE_REMOVED)
+            node->state = NODE_REMOVED;
+    }
+    tree_maybe_free(t, node);
+}
+
+struct node *tree_asset_of(struct node *n)
+{
+    while (n && n->kind != NODE_ASSET)
+        n = n->parent;
+    return n;
+}
+
+int tree_event_filename(uint64_t offset, const char *type_name, char *buf, size_t size)
+{
+    int r = snprintf(buf, size, "%0*" PRIu64 "-%s.json", EVENT_OFFSET_DIGITS, offset, type_name);
+
+    if (r < 0 || (size_t)r >= size || r > 255)
+        return -ENAMETOOLONG;
+    return r;
+}
+
+int tree_parse_event_filename(const char *name, uint64_t *ret_offset)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < EVENT_OFFSET_DIGITS; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return -ENOENT;
+        unsigned d = (unsigned)(name[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -ENOENT;
+        v = v * 10 + d;
+    }
+    if (name[EVENT_OFFSET_DIGITS] != '-')
+        return -ENOENT;
+    *ret_offset = v;
+    return 0;
+}
+
+static struct node *fixed_node(struct tree *t, struct node *parent, enum node_kind kind,
+                               const char *name)
+{
+    struct node *n = tree_node_new(t, parent, kind, name, parent != NULL);
+
+    if (n) {
+        n->state = NODE_VISIBLE;
+        n->nlookup = 1; /* never freed before tree_destroy */
+    }
+    return n;
+}
+
+int tree_init(struct tree *t)
+{
+    memset(t, 0, sizeof(*t));
+    pthread_mutex_init(&t->lock, NULL);
+    t->next_ino = TREE_INO_ROOT;
+    t->next_serial = 1;
+    seqlist_init(&t->assets);
+    t->root = fixed_node(t, NULL, NODE_ROOT, "");
+    if (!t->root)
+        goto fail;
+    t->assets_dir = fixed_node(t, t->root, NODE_ASSETS, "assets");
+    if (!t->assets_dir)
+        goto fail;
+    t->meta_dir = fixed_node(t, t->root, NODE_META, ".twinfs");
+    if (!t->meta_dir)
+        goto fail;
+    t->status = fixed_node(t, t->meta_dir, NODE_STATUS, "status");
+    if (!t->status)
+        goto fail;
+    return 0;
+fail:
+    tree_destroy(t);
+    return -ENOMEM;
+}
+
+void tree_destroy(struct tree *t)
+{
+    for (size_t i = 0; i < t->ino_cap; i++) {
+        struct node *n = t->ino_tab[i];
+        while (n) {
+            struct node *next = n->ino_next;
+            node_free_data(n);
+            n = next;
+        }
+    }
+    free(t->ino_tab);
+    free(t->name_tab);
+    seqlist_free(&t->assets);
+    pthread_mutex_destroy(&t->lock);
+    memset(t, 0, sizeof(*t));
+}

@@ -1,0 +1,133 @@
+/* tree: the nodes of the mounted tree, the inode table (hash by ino) and the name table (hash
+ * by parent ino and name), under one lock.
+ *
+ * A node lives while it is linked in the tree, while the kernel holds lookups on it (nlookup,
+ * dropped by forget), while the materializer has it queued, and while it has live children;
+ * a node taken out of the tree (acked event, deleted asset) is freed when the last of these
+ * goes. Every function here expects the caller to hold tree->lock unless it says otherwise. */
+#pragma once
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include "seqlist.h"
+
+enum node_kind {
+    NODE_ROOT,
+    NODE_ASSETS,  /* /assets */
+    NODE_META,    /* /.twinfs */
+    NODE_STATUS,  /* /.twinfs/status */
+    NODE_ASSET,   /* /assets/<asset> */
+    NODE_EVENTS,  /* /assets/<asset>/events */
+    NODE_T2,      /* /assets/<asset>/t2 */
+    NODE_T2_TYPE, /* /assets/<asset>/t2/<type>, made by lookup */
+    NODE_T2_FILE, /* /assets/<asset>/t2/<type>/<name>, made by lookup */
+    NODE_EVENT,   /* /assets/<asset>/events/<offset>-<Name>.json */
+};
+
+enum node_state {
+    NODE_PENDING, /* known, not yet materialized: invisible to lookup and readdir */
+    NODE_VISIBLE, /* in the tree */
+    NODE_ACKING,  /* an unlink is acking it: invisible, put back if the ack fails */
+    NODE_REMOVED, /* out of the tree for good; lives until forgotten */
+};
+
+struct node_event {
+    uint64_t seq;
+    uint64_t offset;
+    int version;
+    char *type_name; /* the event's name, e.g. NewDocSet */
+    char *time;      /* may be NULL */
+    char *source;    /* may be NULL */
+    char *content;   /* the rendered JSON; freed when removed */
+    size_t content_len;
+};
+
+struct node_asset {
+    uint64_t serial;       /* creation order: the assets readdir key */
+    struct seqlist events; /* offset -> struct node * */
+    struct node *events_dir;
+    struct node *t2_dir;
+    bool was_visible;
+    struct timespec visible_at; /* CLOCK_MONOTONIC; the materializer waits after it */
+};
+
+struct node {
+    uint64_t ino;
+    enum node_kind kind;
+    enum node_state state;
+    char *name;
+    struct node *parent;
+    uint64_t nlookup;
+    unsigned nchildren; /* nodes whose parent this is and that are still allocated */
+    bool in_name_table;
+    bool queued; /* on the materializer's queue */
+    struct node *ino_next;
+    struct node *name_next;
+    struct node *queue_next;
+    time_t mtime;
+    char *mime; /* NODE_T2_FILE: the mime of the last successful open */
+    union {
+        struct node_event ev;
+        struct node_asset as;
+    } u;
+};
+
+#define TREE_INO_ROOT   1
+#define TREE_INO_ASSETS 2
+#define TREE_INO_META   3
+#define TREE_INO_STATUS 4
+
+struct tree {
+    pthread_mutex_t lock;
+    struct node **ino_tab;
+    size_t ino_cap;
+    size_t ino_count;
+    struct node **name_tab;
+    size_t name_cap;
+    size_t name_count;
+    uint64_t next_ino;
+    uint64_t next_serial;
+    struct seqlist assets; /* serial -> struct node * (the asset) */
+    size_t visible_events; /* events in state VISIBLE */
+    size_t visible_assets;
+    struct node *root, *assets_dir, *meta_dir, *status;
+};
+
+/* Sets up the lock, the tables and the fixed nodes. Returns 0 or -ENOMEM. */
+int tree_init(struct tree *t);
+
+/* Frees every node and the tables. No lock needed: nothing else runs. */
+void tree_destroy(struct tree *t);
+
+/* A new node (state PENDING, nlookup 0) under parent, in the inode table; in the name table
+ * too when named is true. Returns NULL on ENOMEM. */
+struct node *tree_node_new(struct tree *t, struct node *parent, enum node_kind kind,
+                           const char *name, bool named);
+
+/* The node with this inode number, or NULL. */
+struct node *tree_get(struct tree *t, uint64_t ino);
+
+/* The named child of parent (any state), or NULL. */
+struct node *tree_find_child(struct tree *t, const struct node *parent, const char *name);
+
+/* Takes node out of the name table (not out of its parent's seqlist) and marks it REMOVED;
+ * frees it if nothing else holds it. */
+void tree_unlink_node(struct tree *t, struct node *n);
+
+/* Drops n nlookups (forget); frees the node when nothing holds it any more. */
+void tree_forget(struct tree *t, struct node *node, uint64_t n);
+
+/* Frees node if nothing holds it (after queued, nlookup or state changed). */
+void tree_maybe_free(struct tree *t, struct node *n);
+
+/* The asset a node lies under, or NULL. */
+struct node *tree_asset_of(struct node *n);
+
+/* Writes the event file name "<offset zero-padded to 20 digits>-<Name>.json" into buf.
+ * Returns the length, or -ENAMETOOLONG. */
+int tree_event_filename(uint64_t offset, const char *type_name, char *buf, size_t size);
+
+/* Parses the offset out of an event file name. Returns 0 or -ENOENT (not such a name). */
+int tree_parse_event_filename(const char *name, uint64_t *ret_offset);
