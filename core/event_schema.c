@@ -513,6 +513,7 @@ int event_schema_decode(const struct event_schema *s, const void *data, size_t l
     avro_reader_t reader;
     avro_value_t value;
     json_t *j = NULL;
+    char probe;
 
     if (ret_err)
         *ret_err = NULL;
@@ -539,7 +540,8 @@ int event_schema_decode(const struct event_schema *s, const void *data, size_t l
         c.err = "out of memory";
     } else if (avro_value_read(reader, &value) != 0) {
         c.err = "AVRO data does not match the schema";
-    } else if (!avro_reader_is_eof(reader)) {
+    } else if (avro_read(reader, &probe, 1) == 0) {
+        /* avro_reader_is_eof only works for file readers: probe for one more byte */
         c.err = "trailing bytes after the value";
     } else {
         j = to_json(&c, &value, 0);

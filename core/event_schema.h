@@ -6,7 +6,8 @@
  * infinity: such floats and doubles become the strings "NaN", "Infinity" and "-Infinity".
  * Bad data yields an error, never an abort; trailing bytes after the record are an error.
  * Lengths in the data are checked against the bytes present before anything is allocated,
- * nesting is limited to 64 levels and arrays/maps to 65536 items that take no bytes. */
+ * nesting is limited to 64 levels and arrays/maps to 65536 items that take no bytes.
+ * avro-c cannot decode arrays of records without fields (or of fixed size 0): -EBADMSG. */
 #pragma once
 #include <stddef.h>
 #include <jansson.h>
