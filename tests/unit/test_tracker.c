@@ -1,0 +1,430 @@
+/* test_tracker: the durable ack journal, including a kill -9 in the middle of acking. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tracker.h"
+#include "unit.h"
+
+static char dir[64];
+static char path[256];
+
+static void set_path(const char *name)
+{
+    snprintf(path, sizeof(path), "%s/state/sub/%s", dir, name);
+}
+
+static off_t file_size(const char *p)
+{
+    struct stat st;
+    CHECK(stat(p, &st) == 0);
+    return st.st_size;
+}
+
+static void append_raw(const char *p, const char *text)
+{
+    int fd = open(p, O_WRONLY | O_APPEND);
+    CHECK(fd >= 0);
+    CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+}
+
+static struct tracker *open_ok(void)
+{
+    struct tracker *t = NULL;
+    int r = tracker_open(path, &t);
+    if (r != 0)
+        fprintf(stderr, "tracker_open(%s): %s\n", path, strerror(-r));
+    CHECK_INT_EQ(r, 0);
+    return t;
+}
+
+static void test_basic(void)
+{
+    struct tracker *t;
+    struct stat st;
+
+    set_path("basic");
+    t = open_ok();
+    CHECK(stat(path, &st) == 0);
+    CHECK_INT_EQ(st.st_mode & 0777, 0600);
+    CHECK_INT_EQ(tracker_watermark(t), 0);
+    CHECK(tracker_is_acked(t, 0));
+    CHECK(!tracker_is_acked(t, 1));
+    CHECK_INT_EQ(tracker_ack(t, 0), -EALREADY);
+    CHECK_INT_EQ(tracker_ack(t, 5), 0);
+    CHECK_INT_EQ(tracker_ack(t, 5), -EALREADY);
+    CHECK_INT_EQ(tracker_ack(t, 7), 0);
+    CHECK(tracker_is_acked(t, 5));
+    CHECK(!tracker_is_acked(t, 4));
+    CHECK_INT_EQ(tracker_acked_above(t), 2);
+    CHECK_INT_EQ(tracker_advance(t, 3), 0);
+    CHECK_INT_EQ(tracker_watermark(t), 3);
+    CHECK_INT_EQ(tracker_advance(t, 2), 0); /* never moves down */
+    CHECK_INT_EQ(tracker_watermark(t), 3);
+    CHECK_INT_EQ(tracker_ack(t, 2), -EALREADY);
+    CHECK(tracker_is_acked(t, 1));
+    CHECK_INT_EQ(tracker_advance(t, 5), 0);
+    CHECK_INT_EQ(tracker_acked_above(t), 1);
+    CHECK(tracker_is_acked(t, 7));
+    CHECK_INT_EQ(tracker_ack(t, 9), 0);
+    CHECK_INT_EQ(tracker_flush(t), 0);
+    tracker_close(t);
+
+    t = open_ok();
+    CHECK_INT_EQ(tracker_watermark(t), 5);
+    CHECK(tracker_is_acked(t, 7));
+    CHECK(tracker_is_acked(t, 9));
+    CHECK(!tracker_is_acked(t, 6));
+    CHECK(!tracker_is_acked(t, 8));
+    CHECK_INT_EQ(tracker_acked_above(t), 2);
+    /* a watermark moved without any later ack reaches the disk at close */
+    CHECK_INT_EQ(tracker_advance(t, 100), 0);
+    CHECK_INT_EQ(tracker_acked_above(t), 0);
+    tracker_close(t);
+    t = open_ok();
+    CHECK_INT_EQ(tracker_watermark(t), 100);
+    CHECK_INT_EQ(tracker_acked_above(t), 0);
+    tracker_close(t);
+    tracker_close(NULL);
+}
+
+static void test_busy(void)
+{
+    struct tracker *t, *t2 = NULL;
+    pid_t pid;
+    int status;
+
+    set_path("busy");
+    t = open_ok();
+    CHECK_INT_EQ(tracker_open(path, &t2), -EBUSY);
+    CHECK(t2 == NULL);
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        struct tracker *c = NULL;
+        _exit(tracker_open(path, &c) == -EBUSY ? 0 : 1);
+    }
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* still busy after a compaction swapped the file under the path */
+    CHECK_INT_EQ(tracker_ack(t, 3), 0);
+    CHECK_INT_EQ(tracker_compact(t), 0);
+    CHECK_INT_EQ(tracker_open(path, &t2), -EBUSY);
+    tracker_close(t);
+    t = open_ok();
+    CHECK(tracker_is_acked(t, 3));
+    tracker_close(t);
+}
+
+static void test_torn_tail(void)
+{
+    struct tracker *t;
+    off_t good;
+
+    set_path("torn");
+    t = open_ok();
+    CHECK_INT_EQ(tracker_ack(t, 10), 0);
+    CHECK_INT_EQ(tracker_ack(t, 11), 0);
+    tracker_close(t);
+    good = file_size(path);
+
+    /* "a 12" without its newline may be a torn "a 123": ignored and cut off */
+    append_raw(path, "a 12");
+    t = open_ok();
+    CHECK(tracker_is_acked(t, 10));
+    CHECK(tracker_is_acked(t, 11));
+    CHECK(!tracker_is_acked(t, 12));
+    CHECK_INT_EQ(file_size(path), good);
+    CHECK_INT_EQ(tracker_ack(t, 13), 0);
+    tracker_close(t);
+    t = open_ok();
+    CHECK(tracker_is_acked(t, 13));
+    CHECK(!tracker_is_acked(t, 12));
+    tracker_close(t);
+
+    /* garbage (a power loss can leave NULs): everything from it on is dropped */
+    good = file_size(path);
+    append_raw(path, "a 1x\na 20\n");
+    t = open_ok();
+    CHECK(!tracker_is_acked(t, 20));
+    CHECK(tracker_is_acked(t, 13));
+    tracker_close(t);
+    CHECK_INT_EQ(file_size(path), good);
+    {
+        int fd = open(path, O_WRONLY | O_APPEND);
+        static const char zeros[16];
+        CHECK(fd >= 0);
+        CHECK(write(fd, zeros, sizeof(zeros)) == (ssize_t)sizeof(zeros));
+        close(fd);
+    }
+    t = open_ok();
+    CHECK(tracker_is_acked(t, 13));
+    CHECK_INT_EQ(tracker_ack(t, 21), 0);
+    tracker_close(t);
+    t = open_ok();
+    CHECK(tracker_is_acked(t, 21));
+    tracker_close(t);
+
+    /* other garbled forms */
+    const char *bad[] = {"a\n", "a -1\n", "x 5\n", "a  5\n", "a 0\n", "w 99999999999999999999\n",
+                         "a 5 \n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        good = file_size(path);
+        append_raw(path, bad[i]);
+        append_raw(path, "a 500\n");
+        t = open_ok();
+        CHECK(!tracker_is_acked(t, 500));
+        CHECK(tracker_is_acked(t, 21));
+        tracker_close(t);
+        CHECK_INT_EQ(file_size(path), good);
+    }
+}
+
+static void test_header(void)
+{
+    struct tracker *t = NULL;
+    int fd;
+
+    /* not a journal: left alone */
+    set_path("foreign");
+    t = open_ok();
+    tracker_close(t);
+    fd = open(path, O_WRONLY | O_TRUNC);
+    CHECK(fd >= 0);
+    CHECK(write(fd, "{\"json\": 1}\n", 12) == 12);
+    close(fd);
+    t = NULL;
+    CHECK_INT_EQ(tracker_open(path, &t), -EINVAL);
+    CHECK_INT_EQ(file_size(path), 12);
+
+    /* a torn header (crash while creating): a fresh journal */
+    fd = open(path, O_WRONLY | O_TRUNC);
+    CHECK(fd >= 0);
+    CHECK(write(fd, "twinfs-tr", 9) == 9);
+    close(fd);
+    t = open_ok();
+    CHECK_INT_EQ(tracker_watermark(t), 0);
+    CHECK_INT_EQ(tracker_ack(t, 1), 0);
+    tracker_close(t);
+    t = open_ok();
+    CHECK(tracker_is_acked(t, 1));
+    tracker_close(t);
+
+    /* bad paths */
+    CHECK_INT_EQ(tracker_open("", &t), -EINVAL);
+    CHECK(tracker_open("/proc/no/such/dir/tracker", &t) < 0);
+}
+
+static void test_compaction(void)
+{
+    struct tracker *t;
+    char tmp[300];
+    uint64_t s;
+
+    set_path("compact");
+    t = open_ok();
+    /* acks that the watermark follows: the live state stays tiny while the journal grows */
+    for (s = 1; s <= 200000; s++) {
+        CHECK_INT_EQ(tracker_ack(t, s), 0);
+        if (s % 10 == 0)
+            CHECK_INT_EQ(tracker_advance(t, s - 5), 0);
+    }
+    CHECK(file_size(path) < 1024 * 1024 + 64);
+    CHECK_INT_EQ(tracker_watermark(t), 199995);
+    CHECK_INT_EQ(tracker_acked_above(t), 5);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    CHECK(access(tmp, F_OK) != 0);
+    tracker_close(t);
+    t = open_ok();
+    CHECK_INT_EQ(tracker_watermark(t), 199995);
+    for (s = 199996; s <= 200000; s++)
+        CHECK(tracker_is_acked(t, s));
+    CHECK(!tracker_is_acked(t, 200001));
+    CHECK_INT_EQ(tracker_acked_above(t), 5);
+
+    /* an explicit compaction keeps a sparse set intact */
+    for (s = 300000; s < 310000; s += 3)
+        CHECK_INT_EQ(tracker_ack(t, s), 0);
+    CHECK_INT_EQ(tracker_compact(t), 0);
+    CHECK_INT_EQ(tracker_ack(t, 400000), 0); /* appends after a compaction go to the new file */
+    tracker_close(t);
+    t = open_ok();
+    for (s = 300000; s < 310000; s++)
+        CHECK(tracker_is_acked(t, s) == ((s % 3) == 0));
+    CHECK(tracker_is_acked(t, 400000));
+    CHECK_INT_EQ(tracker_acked_above(t), 5 + 3334 + 1);
+    tracker_close(t);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_many(void)
+{
+    const char *env = getenv("TRACKER_MANY");
+    uint64_t n = env ? strtoull(env, NULL, 10) : 1000000;
+    struct tracker *t;
+    double t0;
+
+    set_path("many");
+    t = open_ok();
+    t0 = now_s();
+    /* out of order, none below the watermark: all stay in the set */
+    for (uint64_t s = n; s >= 1; s--)
+        CHECK_INT_EQ(tracker_ack(t, s * 2), 0);
+    fprintf(stderr, "   %llu acks in %.2f s\n", (unsigned long long)n, now_s() - t0);
+    CHECK_INT_EQ(tracker_acked_above(t), n);
+    tracker_close(t);
+    t0 = now_s();
+    t = open_ok();
+    fprintf(stderr, "   reopened in %.2f s\n", now_s() - t0);
+    CHECK_INT_EQ(tracker_acked_above(t), n);
+    for (uint64_t s = 1; s <= 2 * n + 1; s++)
+        CHECK(tracker_is_acked(t, s) == (s % 2 == 0));
+    /* the watermark sweeps through: the set empties */
+    CHECK_INT_EQ(tracker_advance(t, n), 0);
+    CHECK_INT_EQ(tracker_acked_above(t), n / 2);
+    CHECK_INT_EQ(tracker_advance(t, 2 * n), 0);
+    CHECK_INT_EQ(tracker_acked_above(t), 0);
+    tracker_close(t);
+}
+
+/* A full disk in the middle of a line (RLIMIT_FSIZE makes write(2) short): the ack fails,
+ * the torn bytes are cut off again, and later acks are not lost behind them. */
+static void test_short_write(void)
+{
+    pid_t pid;
+    int status;
+    struct tracker *t;
+
+    set_path("short");
+    t = open_ok();
+    CHECK_INT_EQ(tracker_ack(t, 1), 0);
+    tracker_close(t);
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl;
+        struct tracker *c = NULL;
+        int ok = 1;
+        signal(SIGXFSZ, SIG_IGN);
+        if (tracker_open(path, &c) != 0)
+            _exit(2);
+        getrlimit(RLIMIT_FSIZE, &rl);
+        struct rlimit small = {.rlim_cur = (rlim_t)file_size(path) + 4, .rlim_max = rl.rlim_max};
+        setrlimit(RLIMIT_FSIZE, &small);
+        ok &= tracker_ack(c, 123456789) < 0;
+        ok &= !tracker_is_acked(c, 123456789);
+        setrlimit(RLIMIT_FSIZE, &rl);
+        ok &= tracker_ack(c, 7) == 0;
+        tracker_close(c);
+        _exit(ok ? 0 : 1);
+    }
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    CHECK_INT_EQ(WEXITSTATUS(status), 0);
+    t = open_ok();
+    CHECK(tracker_is_acked(t, 1));
+    CHECK(tracker_is_acked(t, 7));
+    CHECK(!tracker_is_acked(t, 123456789));
+    tracker_close(t);
+}
+
+/* The contract: once tracker_ack returns, the ack survives a kill -9. The child reports each
+ * seq on a pipe right after its ack returned; the parent kills it mid-stream. */
+static void test_kill9(void)
+{
+    int fds[2];
+    pid_t pid;
+    uint64_t got[200000];
+    size_t n = 0;
+    struct tracker *t;
+    int status;
+
+    set_path("kill9");
+    CHECK(pipe(fds) == 0);
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        struct tracker *c = NULL;
+        close(fds[0]);
+        if (tracker_open(path, &c) != 0)
+            _exit(2);
+        for (uint64_t s = 1;; s++) {
+            if (s % 3 == 0)
+                continue; /* leave holes so the set above the watermark is not empty */
+            if (tracker_ack(c, s) != 0)
+                _exit(3);
+            if (s % 50 == 1 && s > 40)
+                tracker_advance(c, s - 40);
+            if (write(fds[1], &s, sizeof(s)) != (ssize_t)sizeof(s))
+                _exit(4);
+        }
+    }
+    close(fds[1]);
+    while (n < 20000) {
+        ssize_t k = read(fds[0], &got[n], sizeof(got[n]));
+        CHECK(k == (ssize_t)sizeof(got[n])); /* 8-byte pipe writes are atomic */
+        n++;
+    }
+    CHECK(kill(pid, SIGKILL) == 0);
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    /* seqs written to the pipe before the kill were acked too */
+    for (;;) {
+        ssize_t k = read(fds[0], &got[n], sizeof(got[n]));
+        if (k <= 0)
+            break;
+        CHECK(k == (ssize_t)sizeof(got[n]));
+        n++;
+        CHECK(n < sizeof(got) / sizeof(got[0]));
+    }
+    close(fds[0]);
+    fprintf(stderr, "   child reported %zu acks before the kill\n", n);
+    t = open_ok();
+    for (size_t i = 0; i < n; i++) {
+        if (!tracker_is_acked(t, got[i]))
+            fprintf(stderr, "seq %llu lost\n", (unsigned long long)got[i]);
+        CHECK(tracker_is_acked(t, got[i]));
+    }
+    /* the holes were never acked, except those below a durable watermark */
+    uint64_t w = tracker_watermark(t);
+    for (uint64_t s = w + 1; s < got[n - 1]; s++)
+        if (s % 3 == 0)
+            CHECK(!tracker_is_acked(t, s));
+    tracker_close(t);
+}
+
+static void rm_rf(const char *p)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p);
+    CHECK(system(cmd) == 0);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/test_tracker.XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+    RUN(test_basic);
+    RUN(test_busy);
+    RUN(test_torn_tail);
+    RUN(test_header);
+    RUN(test_compaction);
+    RUN(test_short_write);
+    RUN(test_kill9);
+    RUN(test_many);
+    rm_rf(dir);
+    return 0;
+}
