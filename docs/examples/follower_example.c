@@ -2,7 +2,7 @@
  *
  *   follower_example URL TRACKER [--t2 ASSET TYPE NAME [--t2-out FILE]] [--token-file F]
  *                    [--max-events N] [--no-ack] [--max-pending N] [--start now|beginning]
- *                    [--schemas DIR] [--heartbeat S] [--no-t2]
+ *                    [--schemas DIR] [--heartbeat S] [--no-t2] [--t2-timeout S]
  *
  * It follows the twin at URL, keeping its acks in TRACKER. Every event goes through a table of
  * named handlers (the NamedEventMixin) or the unmatched fallback, then is acked. One T2 request
@@ -278,7 +278,7 @@ static void usage(void)
     fprintf(stderr, "usage: follower_example URL TRACKER [--t2 ASSET TYPE NAME] "
                     "[--t2-out FILE] [--token-file F] [--max-events N] [--no-ack] "
                     "[--max-pending N] [--start now|beginning] [--schemas DIR] "
-                    "[--heartbeat S] [--no-t2]\n");
+                    "[--heartbeat S] [--no-t2] [--t2-timeout S]\n");
 }
 
 int main(int argc, char **argv)
@@ -317,6 +317,9 @@ int main(int argc, char **argv)
             ex.cfg.max_pending = (unsigned)v;
         } else if (strcmp(a, "--heartbeat") == 0 && has1 && parse_ulong(argv[++i], &v) == 0) {
             ex.cfg.heartbeat_timeout_s = (double)v;
+        } else if (strcmp(a, "--t2-timeout") == 0 && has1 && parse_ulong(argv[++i], &v) == 0 &&
+                   v > 0) {
+            ex.cfg.t2_timeout_s = (double)v;
         } else if (strcmp(a, "--no-ack") == 0) {
             ex.no_ack = true;
         } else if (strcmp(a, "--no-t2") == 0) {
