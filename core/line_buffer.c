@@ -14,6 +14,7 @@ struct line_buffer {
     size_t allocated; /* size of buf; grows up to cap */
     bool dropping;    /* the current line is too long: skip to its end */
     size_t dropped;   /* bytes of the current line skipped so far */
+    bool last_cr;     /* the last byte skipped was "\r" (not counted in the report) */
     char *buf;
 };
 
@@ -101,12 +102,15 @@ int line_buffer_feed(struct line_buffer *lb, const char *data, size_t len, line_
             /* Too long: forget what we hold and skip to the end of the line. */
             lb->dropping = true;
             lb->dropped = lb->len;
+            lb->last_cr = lb->len > 0 && lb->buf[lb->len - 1] == '\r';
             lb->len = 0;
         }
         if (lb->dropping) {
             lb->dropped = add_sat(lb->dropped, chunk);
+            if (chunk > 0)
+                lb->last_cr = data[chunk - 1] == '\r';
             if (nl) {
-                size_t dropped = lb->dropped;
+                size_t dropped = lb->dropped - (lb->last_cr ? 1 : 0);
                 lb->dropping = false;
                 lb->dropped = 0;
                 r = fn(userdata, NULL, dropped);
