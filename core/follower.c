@@ -233,6 +233,10 @@ static int on_asset_record(struct follower *f, const struct record *rec)
 {
     bool call = false;
     pthread_mutex_lock(&f->lock);
+    if (rec->seq <= pending_last_seq(f->pending)) {
+        pthread_mutex_unlock(&f->lock);
+        return 0;
+    }
     if (rec->kind == RECORD_ASSET_CREATED) {
         /* Replayed records up to the snapshot's head describe the past: an asset missing from
          * the snapshot was deleted by then, so its creation is not news. */
@@ -259,6 +263,11 @@ static int on_asset_record(struct follower *f, const struct record *rec)
 static int on_event_record(struct follower *f, const struct record *rec)
 {
     pthread_mutex_lock(&f->lock);
+    if (rec->seq <= pending_last_seq(f->pending)) {
+        /* Seen already (the stream drops replays; this guards the window's order). */
+        pthread_mutex_unlock(&f->lock);
+        return 0;
+    }
     uint64_t key = asset_key(f, rec->asset);
     if (!key || tracker_is_acked(f->tracker, rec->seq)) {
         handled(f, rec->seq);

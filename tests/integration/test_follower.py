@@ -350,3 +350,25 @@ def test_unreachable_twin_and_bad_token(tmp_path, tracker):
     ex = Example(url, tracker, log_dir=tmp_path).start()
     assert ex.wait_exit() == 1
     assert "EHOSTUNREACH" in ex.log()
+
+
+def test_stream_cuts_with_events_pending(tmp_path, tracker):
+    """Cuts while nothing is acked: the replay after each reconnect must not deliver any
+    pending event a second time."""
+    tw = ping_twin(tmp_path, n=40)
+    ex = Example(tw.url, tracker, "--no-ack", log_dir=tmp_path).start()
+    try:
+        ex.wait_for(lambda e: len(e.events()) >= 40)
+        for i in range(40, 100):
+            tw.publish("a1", "Ping", 1, {"n": i})
+            if i % 15 == 0:
+                tw.hook("cut_streams")
+        ex.wait_for(lambda e: len(e.events()) >= 100, timeout=30)
+        time.sleep(1.0)
+        got = ex.events()
+        check_order(got)
+        assert [e[2] for e in got] == list(range(100))
+        assert ex.lines.count("internal link_up") >= 2
+    finally:
+        assert ex.stop() == 0
+        tw.stop()
