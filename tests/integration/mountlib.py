@@ -1,0 +1,185 @@
+"""mountlib: mount twinfs over a reference twin from pytest, and always unmount.
+
+    from mountlib import Mount, mounted
+
+    with mounted(twin, tmp_path, max_pending=1000) as m:   # or m = Mount(...); m.start(); m.stop()
+        m.mnt                      # the mount point (str)
+        m.path("assets", "a1")     # a path under the mount
+        m.status()                 # /.twinfs/status parsed
+        m.rss_kib()                # VmRSS of the daemon
+        m.wait_for(lambda: ..., timeout=10, what="...")
+        m.kill9(); m.start()       # crash and remount (same tracker)
+
+Options are passed as -o key=value (True: just -o key). The daemon runs with -f and its stderr
+goes to m.log_path. The binary is $TWINFS_BUILD/mount/twinfs (default <repo>/build).
+"""
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+
+from twinctl import SOURCE_ROOT
+
+
+def twinfs_binary():
+    build = os.environ.get("TWINFS_BUILD") or os.path.join(SOURCE_ROOT, "build")
+    return os.path.join(build, "mount", "twinfs")
+
+
+def wait_for(pred, timeout=10.0, what="condition", interval=0.02):
+    """Polls pred() until it returns a true value, which is returned; else AssertionError."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = pred()
+        except OSError as e:
+            last = None
+            err = e
+        else:
+            err = None
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %ss waiting for %s (last error %r)"
+                                 % (timeout, what, err))
+        time.sleep(interval)
+
+
+_mount_counter = [0]
+
+
+class Mount:
+    """One twinfs daemon mounted on a fresh directory under tmp_path."""
+
+    def __init__(self, twin, tmp_path, url=None, tracker=None, **opts):
+        _mount_counter[0] += 1
+        n = _mount_counter[0]
+        self.twin = twin
+        self.url = url
+        self.dir = os.path.join(str(tmp_path), "fs-%d" % n)
+        self.mnt = os.path.join(self.dir, "mnt")
+        self.log_path = os.path.join(self.dir, "twinfs.log")
+        self.tracker = tracker or os.path.join(self.dir, "tracker.journal")
+        os.makedirs(self.mnt, exist_ok=True)
+        self.opts = {"tracker": self.tracker, "materialize_delay": 100}
+        self.opts.update(opts)
+        self.proc = None
+
+    def argv(self):
+        o = []
+        for k, v in self.opts.items():
+            if v is None or v is False:
+                continue
+            o.append(k if v is True else "%s=%s" % (k, v))
+        return [twinfs_binary(), self.url or self.twin.url, self.mnt, "-f", "-o", ",".join(o)]
+
+    def path(self, *parts):
+        return os.path.join(self.mnt, *parts)
+
+    def start(self, timeout=20):
+        """Starts the daemon and waits until the mount is there."""
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=log)
+        finally:
+            log.close()
+        deadline = time.monotonic() + timeout
+        while not os.path.ismount(self.mnt):
+            if self.proc.poll() is not None:
+                rc = self.proc.returncode
+                self.proc = None
+                raise RuntimeError("twinfs exited %s before mounting; log:\n%s" % (rc, self.log()))
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("twinfs did not mount; log:\n" + self.log())
+            time.sleep(0.02)
+        return self
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def stop(self, timeout=20):
+        """Unmounts (fusermount3 -u, lazily as a last resort) and reaps the daemon."""
+        if os.path.ismount(self.mnt):
+            r = subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True)
+            if r.returncode != 0:
+                subprocess.run(["fusermount3", "-u", "-z", self.mnt], capture_output=True)
+        rc = None
+        if self.proc is not None:
+            try:
+                rc = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                rc = self.proc.wait()
+            self.proc = None
+        if os.path.ismount(self.mnt):
+            subprocess.run(["fusermount3", "-u", "-z", self.mnt], capture_output=True)
+        return rc
+
+    def kill9(self):
+        """A crash: SIGKILL, then the dead mount is taken away."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None
+        subprocess.run(["fusermount3", "-u", "-z", self.mnt], capture_output=True)
+        wait_for(lambda: not os.path.ismount(self.mnt), 10, "the dead mount to go")
+
+    def status(self):
+        with open(self.path(".twinfs", "status")) as f:
+            return json.load(f)
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def events_dir(self, asset):
+        return self.path("assets", asset, "events")
+
+    def events(self, asset):
+        """The asset's event file names as listed (readdir order)."""
+        return os.listdir(self.events_dir(asset))
+
+    def wait_for(self, pred, timeout=10.0, what="condition"):
+        def check():
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError("twinfs died; log:\n" + self.log())
+            return pred()
+        return wait_for(check, timeout, what)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+@contextlib.contextmanager
+def mounted(twin, tmp_path, **opts):
+    m = Mount(twin, tmp_path, **opts)
+    m.start()
+    try:
+        yield m
+    finally:
+        m.stop()
+
+
+def event_name(offset, name):
+    """The file name of an event: the offset zero-padded to 20 digits, dash, name, .json."""
+    return "%020d-%s.json" % (offset, name)

@@ -1,0 +1,123 @@
+"""Live assets and events appear after the mount, and `inotifywait -m -r -e create` on
+MNT/assets reports every new asset directory and every new event file; a deleted asset's
+directory disappears."""
+
+import os
+import select
+import subprocess
+import time
+
+import pytest
+
+from fsutil import read_json, setup_ping
+from mountlib import event_name, mounted, wait_for
+
+
+class Inotify:
+    """inotifywait -m -r -e create DIR, its lines collected."""
+
+    def __init__(self, root):
+        self.proc = subprocess.Popen(
+            ["inotifywait", "-m", "-r", "-e", "create", "--format", "%w%f|%e", root],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # it says "Watches established." on stderr once it is ready
+        deadline = time.monotonic() + 10
+        err = b""
+        while b"Watches established" not in err:
+            r, _, _ = select.select([self.proc.stderr], [], [], 0.2)
+            if r:
+                err += os.read(self.proc.stderr.fileno(), 4096)
+            assert time.monotonic() < deadline, "inotifywait did not start: %r" % err
+        self.lines = []
+        self.buf = b""
+
+    def collect(self, until, timeout=20):
+        deadline = time.monotonic() + timeout
+        while not until(self.lines) and time.monotonic() < deadline:
+            # raw reads: a buffered reader would hide lines from select
+            r, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if r:
+                self.buf += os.read(self.proc.stdout.fileno(), 65536)
+                *done, self.buf = self.buf.split(b"\n")
+                self.lines += [x.decode() for x in done]
+        return self.lines
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
+@pytest.fixture
+def inotify_factory():
+    made = []
+
+    def make(root):
+        w = Inotify(root)
+        made.append(w)
+        return w
+    yield make
+    for w in made:
+        w.close()
+
+
+def test_live_assets_and_events_fire_inotify(twin, tmp_path, inotify_factory):
+    setup_ping(twin, ["old"])
+    twin.publish("old", "Ping", 1, {"n": 0})
+    with mounted(twin, tmp_path, materialize_delay=300) as m:
+        m.wait_for(lambda: os.listdir(m.events_dir("old")), 10, "backlog")
+        w = inotify_factory(m.path("assets"))
+        expected = {m.path("assets", "new1") + "|CREATE,ISDIR",
+                    m.path("assets", "new2") + "|CREATE,ISDIR"}
+        twin.publish("old", "Ping", 1, {"n": 1})
+        expected.add(os.path.join(m.events_dir("old"), event_name(1, "Ping")) + "|CREATE")
+        for a in ("new1", "new2"):
+            twin.create_asset(a)
+            for i in range(5):
+                seq, off = twin.publish(a, "Ping", 1, {"n": i})
+                expected.add(os.path.join(m.events_dir(a), event_name(off, "Ping")) + "|CREATE")
+        lines = w.collect(lambda ls: expected <= set(ls))
+        missing = sorted(x.rsplit("/", 3)[-3:] and x[len(m.mnt):] for x in expected - set(lines))
+        assert not missing, (missing, [x[len(m.mnt):] for x in lines])
+        # each entry exactly once
+        assert len(lines) == len(set(lines)), lines
+        for a in ("new1", "new2"):
+            names = os.listdir(m.events_dir(a))
+            assert names == [event_name(i, "Ping") for i in range(5)]
+            for i, n in enumerate(names):
+                doc = read_json(os.path.join(m.events_dir(a), n))
+                assert doc["data"] == {"n": i}
+                assert doc["asset"] == a
+
+
+def test_backlog_fires_inotify_at_start(twin, tmp_path, inotify_factory):
+    """The replayed backlog is materialized after the mount too: a watcher started on the
+    empty mount point's assets dir before the events show sees them (here: by watching a
+    second mount of a twin whose backlog arrives once the first asset exists)."""
+    setup_ping(twin, [])
+    with mounted(twin, tmp_path, materialize_delay=300) as m:
+        w = inotify_factory(m.path("assets"))
+        twin.create_asset("b1")
+        from fsutil import publish_pings
+        publish_pings(twin, "b1", 200)
+        want = {os.path.join(m.events_dir("b1"), event_name(i, "Ping")) + "|CREATE"
+                for i in range(200)}
+        lines = w.collect(lambda ls: want <= set(ls))
+        assert want <= set(lines), len(want - set(lines))
+
+
+def test_deleted_asset_disappears(twin, tmp_path):
+    setup_ping(twin, ["gone", "stays"])
+    twin.publish("gone", "Ping", 1, {"n": 0})
+    with mounted(twin, tmp_path) as m:
+        m.wait_for(lambda: os.listdir(m.events_dir("gone")), 10, "event of gone")
+        st_before = m.status()
+        twin.delete_asset("gone")
+        m.wait_for(lambda: "gone" not in os.listdir(m.path("assets")), 10, "asset gone")
+        with pytest.raises(FileNotFoundError):
+            os.stat(m.path("assets", "gone"))
+        assert "stays" in os.listdir(m.path("assets"))
+        wait_for(lambda: m.status()["assets"] == st_before["assets"] - 1, 5, "status assets")
+        # a new asset of the same name is a new directory
+        twin.create_asset("gone")
+        twin.publish("gone", "Ping", 1, {"n": 7})
+        m.wait_for(lambda: os.listdir(m.events_dir("gone")), 10, "recreated asset's event")
