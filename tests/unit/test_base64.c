@@ -43,18 +43,18 @@ static void test_vectors(void)
 
 static void test_strict(void)
 {
-    check_bad("Zg=", 3);       /* not a multiple of 4 */
-    check_bad("Zg", 2);        /* missing padding */
-    check_bad("Zm9v\n", 5);    /* whitespace */
-    check_bad("Zm 9", 4);      /* whitespace */
-    check_bad("Zh==", 4);      /* non-zero unused bits */
-    check_bad("Zm9=", 4);      /* non-zero unused bits */
-    check_bad("Z===", 4);      /* too much padding */
-    check_bad("====", 4);      /* only padding */
-    check_bad("Zg==Zg==", 8);  /* padding in the middle */
-    check_bad("Z=g=", 4);      /* padding in the middle of a group */
-    check_bad("Zm9v-_==", 8);  /* URL alphabet */
-    check_bad("Zm\0v", 4);     /* NUL */
+    check_bad("Zg=", 3);      /* not a multiple of 4 */
+    check_bad("Zg", 2);       /* missing padding */
+    check_bad("Zm9v\n", 5);   /* whitespace */
+    check_bad("Zm 9", 4);     /* whitespace */
+    check_bad("Zh==", 4);     /* non-zero unused bits */
+    check_bad("Zm9=", 4);     /* non-zero unused bits */
+    check_bad("Z===", 4);     /* too much padding */
+    check_bad("====", 4);     /* only padding */
+    check_bad("Zg==Zg==", 8); /* padding in the middle */
+    check_bad("Z=g=", 4);     /* padding in the middle of a group */
+    check_bad("Zm9v-_==", 8); /* URL alphabet */
+    check_bad("Zm\0v", 4);    /* NUL */
     check_bad("Zm9v\xc3\xa9", 6);
 }
 

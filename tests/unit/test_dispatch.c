@@ -33,10 +33,10 @@ static void test_dispatch(void)
 {
     const struct dispatch_entry table[] = {
         {"newdocset", on_newdocset},
-        {NULL, on_other},          /* skipped */
-        {"Other", NULL},           /* skipped */
+        {NULL, on_other}, /* skipped */
+        {"Other", NULL},  /* skipped */
         {"Other", on_other},
-        {"NewDocSet", on_other},   /* the first match wins */
+        {"NewDocSet", on_other}, /* the first match wins */
     };
     size_t n = sizeof(table) / sizeof(table[0]);
     struct calls c = {0};

@@ -436,7 +436,10 @@ static void test_recursive_depth(void)
 
 static void test_bad_schemas(void)
 {
-    const char *bad[] = {"", "{", "{\"type\": \"nonsense\"}", "42",
+    const char *bad[] = {"",
+                         "{",
+                         "{\"type\": \"nonsense\"}",
+                         "42",
                          "{\"type\": \"record\", \"name\": \"R\"}",
                          "{\"type\": \"enum\", \"name\": \"E\"}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -58,7 +58,7 @@ static void test_framing(void)
     check_all_splits(100, "", "");
     check_all_splits(100, "a\nbb\nccc\n", "a|bb|ccc|");
     check_all_splits(100, "a\r\nbb\r\n", "a|bb|");
-    check_all_splits(100, "a\r\r\n", "a\r|"); /* only one trailing \r is stripped */
+    check_all_splits(100, "a\r\r\n", "a\r|");     /* only one trailing \r is stripped */
     check_all_splits(100, "\n\n\r\nx\n\n", "x|"); /* blank lines are skipped */
     check_all_splits(100, "partial", "");         /* an unfinished line waits */
     check_all_splits(100, "one\ntwo", "one|");

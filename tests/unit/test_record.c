@@ -74,9 +74,9 @@ static void test_other_kinds(void)
     struct record r;
     const char *err;
 
-    CHECK_INT_EQ(parse("{\"seq\":1,\"kind\":\"asset_created\",\"asset\":\"A\",\"time\":\"t\"}", &r,
-                       &err),
-                 0);
+    CHECK_INT_EQ(
+        parse("{\"seq\":1,\"kind\":\"asset_created\",\"asset\":\"A\",\"time\":\"t\"}", &r, &err),
+        0);
     CHECK_INT_EQ(r.kind, RECORD_ASSET_CREATED);
     CHECK_INT_EQ(r.seq, 1);
     CHECK_STR_EQ(r.asset, "A");
@@ -116,7 +116,7 @@ static void test_bad(void)
     expect_fail("{\"kind\":\"caught_up\"}", -EBADMSG);
     expect_fail("{\"kind\":\"heartbeat\",\"head\":-1}", -EBADMSG);
     expect_fail("{\"kind\":\"heartbeat\",\"head\":\"5\"}", -EBADMSG);
-    expect_fail("{\"kind\":\"asset_created\",\"asset\":\"A\"}", -EBADMSG);         /* no seq */
+    expect_fail("{\"kind\":\"asset_created\",\"asset\":\"A\"}", -EBADMSG);           /* no seq */
     expect_fail("{\"kind\":\"asset_created\",\"seq\":0,\"asset\":\"A\"}", -EBADMSG); /* seq 0 */
     expect_fail("{\"kind\":\"asset_created\",\"seq\":-3,\"asset\":\"A\"}", -EBADMSG);
     expect_fail("{\"kind\":\"asset_created\",\"seq\":1.5,\"asset\":\"A\"}", -EBADMSG);

@@ -30,7 +30,7 @@ static void test_table(void)
     CHECK_STR_EQ(twin_error_name(TWIN_CUT), "CUT");
     CHECK_STR_EQ(twin_error_name(TWIN_UNAUTHORIZED), "UNAUTHORIZED");
     CHECK_STR_EQ(twin_error_name(TWIN_FAILED), "FAILED");
-    CHECK_STR_EQ(twin_error_name((enum twin_error)-1), "UNKNOWN");
+    CHECK_STR_EQ(twin_error_name((enum twin_error) - 1), "UNKNOWN");
     /* every failure has an errno, and names are distinct */
     for (int e = TWIN_ASSET_UNKNOWN; e <= TWIN_FAILED; e++) {
         CHECK(twin_error_errno((enum twin_error)e) > 0);
@@ -47,8 +47,7 @@ static void test_from_http(void)
     CHECK_INT_EQ(twin_error_from_http(401, NULL, NULL), TWIN_UNAUTHORIZED);
     CHECK_INT_EQ(twin_error_from_http(403, "t2_unavailable", NULL), TWIN_T2_UNAVAILABLE);
     CHECK_INT_EQ(twin_error_from_http(404, "asset_unknown", NULL), TWIN_ASSET_UNKNOWN);
-    CHECK_INT_EQ(twin_error_from_http(404, "t2_failed", "RESOURCE_UNKNOWN"),
-                 TWIN_RESOURCE_UNKNOWN);
+    CHECK_INT_EQ(twin_error_from_http(404, "t2_failed", "RESOURCE_UNKNOWN"), TWIN_RESOURCE_UNKNOWN);
     CHECK_INT_EQ(twin_error_from_http(404, NULL, "RESOURCE_UNKNOWN"), TWIN_RESOURCE_UNKNOWN);
     CHECK_INT_EQ(twin_error_from_http(404, NULL, NULL), TWIN_FAILED);
     CHECK_INT_EQ(twin_error_from_http(404, "not_found", NULL), TWIN_FAILED);
