@@ -1,0 +1,176 @@
+"""T2 files: cat of a small file equals the provider's bytes; 1 GiB streams through cat to
+sha256sum with bounded RSS; each failure of the errno table at open; a cut gives EIO at read;
+the mime xattr; no_t2 gives EACCES; max_t2_open gives EMFILE."""
+
+import errno
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+from fsutil import setup_ping
+from mountlib import mounted
+from twinctl import Twin, generated_bytes, generated_sha256
+
+
+def t2_path(m, asset, rtype, name):
+    return m.path("assets", asset, "t2", rtype, name)
+
+
+def open_errno(path):
+    try:
+        with open(path, "rb") as f:
+            f.read()
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+@pytest.fixture
+def t2_twin(tmp_path):
+    d = tmp_path / "t2dir"
+    (d / "Docs").mkdir(parents=True)
+    (d / "Docs" / "hello.txt").write_bytes(b"hello from the provider\n")
+    (d / "Docs" / "blob.bin").write_bytes(bytes(range(256)) * 1000)
+    tw = Twin(tmp_path, t2_dir=d, test_hooks=True)
+    tw.start()
+    try:
+        setup_ping(tw, ["a"])
+        yield tw
+    finally:
+        tw.stop()
+
+
+def test_small_files_and_mime(t2_twin, tmp_path):
+    with mounted(t2_twin, tmp_path) as m:
+        p = t2_path(m, "a", "Docs", "hello.txt")
+        st = os.stat(p)
+        assert st.st_size == 0 and (st.st_mode & 0o777) == 0o444
+        out = subprocess.run(["cat", p], capture_output=True, check=True).stdout
+        assert out == b"hello from the provider\n"
+        assert os.getxattr(p, "user.twin.mime") == b"text/plain"
+        b = t2_path(m, "a", "Docs", "blob.bin")
+        with open(b, "rb") as f:
+            assert f.read() == bytes(range(256)) * 1000
+        assert os.getxattr(b, "user.twin.mime") == b"application/octet-stream"
+        # each open is a new request
+        before = m.status()["t2_requests"]
+        for _ in range(3):
+            with open(p, "rb") as f:
+                assert f.read() == b"hello from the provider\n"
+        assert m.status()["t2_requests"] == before + 3
+        m.wait_for(lambda: m.status()["t2_open"] == 0, 5, "every stream closed")
+        # a stream: reading at another offset fails
+        with open(b, "rb", buffering=0) as f:
+            assert f.read(10) == bytes(range(10))
+            with pytest.raises(OSError) as e:
+                os.pread(f.fileno(), 10, 100)
+            assert e.value.errno == errno.ESPIPE
+
+
+def test_one_gib_streams_with_bounded_rss(twin, tmp_path):
+    size = 1 << 30
+    setup_ping(twin, ["a"])
+    with mounted(twin, tmp_path) as m:
+        path = t2_path(m, "a", "Generated", str(size))
+        peak = [0]
+        done = threading.Event()
+
+        def sample():
+            while not done.is_set():
+                peak[0] = max(peak[0], m.rss_kib())
+                time.sleep(0.05)
+        t = threading.Thread(target=sample)
+        t.start()
+        try:
+            r = subprocess.run("cat '%s' | sha256sum" % path, shell=True, capture_output=True,
+                               check=True, timeout=600)
+        finally:
+            done.set()
+            t.join()
+        assert r.stdout.split()[0].decode() == generated_sha256(size)
+        assert 0 < peak[0] < 64 * 1024, "twinfs RSS peaked at %d KiB" % peak[0]
+
+
+def test_failures_errno_at_open(t2_twin, tmp_path):
+    tw = t2_twin
+    with mounted(tw, tmp_path, t2_timeout=1) as m:
+        # RESOURCE_UNKNOWN -> ENOENT
+        assert open_errno(t2_path(m, "a", "Docs", "missing.txt")) == errno.ENOENT
+        assert open_errno(t2_path(m, "a", "Generated", "not-a-number")) == errno.ENOENT
+        # REQ_UNHANDLED -> EOPNOTSUPP
+        assert open_errno(t2_path(m, "a", "NoSuchType", "x")) == errno.EOPNOTSUPP
+        # NotConnected -> EHOSTUNREACH
+        tw.hook("t2_not_connected", type="Docs")
+        assert open_errno(t2_path(m, "a", "Docs", "hello.txt")) == errno.EHOSTUNREACH
+        tw.hook("t2_not_connected", type="Docs", on=0)
+        # T2Timeout -> ETIMEDOUT: a provider that never answers
+        tw.provider_register("Slow")
+        t0 = time.monotonic()
+        assert open_errno(t2_path(m, "a", "Slow", "x")) == errno.ETIMEDOUT
+        assert time.monotonic() - t0 < 15
+        # AssetUnknown -> ENOENT: the asset went away on the twin under an open t2/ dir
+        tw.create_asset("doomed")
+        m.wait_for(lambda: os.path.isdir(m.path("assets", "doomed")), 10, "asset")
+        fd = os.open(m.path("assets", "doomed", "t2", "Docs"), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            tw.delete_asset("doomed")
+            try:
+                os.close(os.open("hello.txt", os.O_RDONLY, dir_fd=fd))
+                err = 0
+            except OSError as e:
+                err = e.errno
+            assert err == errno.ENOENT
+        finally:
+            os.close(fd)
+        # and after all this the good file still works
+        with open(t2_path(m, "a", "Docs", "hello.txt"), "rb") as f:
+            assert f.read() == b"hello from the provider\n"
+        # release comes after close returns: wait for it
+        m.wait_for(lambda: m.status()["t2_open"] == 0, 5, "every stream closed")
+
+
+def test_cut_mid_stream_is_eio_at_read(t2_twin, tmp_path):
+    tw = t2_twin
+    with mounted(tw, tmp_path) as m:
+        tw.hook("t2_cut", bytes=300000)
+        got = 0
+        with open(t2_path(m, "a", "Generated", str(4 << 20)), "rb", buffering=0) as f:
+            with pytest.raises(OSError) as e:
+                while True:
+                    b = f.read(65536)
+                    assert b, "EOF instead of EIO after %d bytes" % got
+                    assert b == generated_bytes(got + len(b))[got:]
+                    got += len(b)
+            assert e.value.errno == errno.EIO
+        assert got <= 300000
+        tw.hook("t2_cut", bytes=-1)
+
+
+def test_no_t2_option_and_twin_without_t2(t2_twin, tmp_path):
+    with mounted(t2_twin, tmp_path, no_t2=True) as m:
+        assert open_errno(t2_path(m, "a", "Docs", "hello.txt")) == errno.EACCES
+    tw = Twin(tmp_path, no_t2=True)
+    tw.start()
+    try:
+        setup_ping(tw, ["b"])
+        with mounted(tw, tmp_path) as m:
+            assert open_errno(t2_path(m, "b", "Docs", "hello.txt")) == errno.EACCES
+    finally:
+        tw.stop()
+
+
+def test_max_t2_open_is_emfile(t2_twin, tmp_path):
+    with mounted(t2_twin, tmp_path, max_t2_open=2) as m:
+        files = [open(t2_path(m, "a", "Generated", str(10 << 20)), "rb") for _ in range(2)]
+        try:
+            assert open_errno(t2_path(m, "a", "Docs", "hello.txt")) == errno.EMFILE
+            assert m.status()["t2_open"] == 2
+        finally:
+            for f in files:
+                f.close()
+        m.wait_for(lambda: m.status()["t2_open"] == 0, 5, "streams closed")
+        with open(t2_path(m, "a", "Docs", "hello.txt"), "rb") as f:
+            assert f.read() == b"hello from the provider\n"
