@@ -65,7 +65,8 @@ static void notice(struct stream *s, int err, const char *fmt, ...)
     if (!s->cb.on_notice)
         return;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    /* clang 14's analyzer misses the va_start just above. */
+    vsnprintf(msg, sizeof(msg), fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
     va_end(ap);
     s->cb.on_notice(s->cb.userdata, err, msg);
 }
@@ -324,7 +325,7 @@ int stream_start(const struct stream_config *cfg, const struct stream_callbacks 
     if (s->cfg.reconnect_max_s < BACKOFF_MIN_S)
         s->cfg.reconnect_max_s = BACKOFF_MIN_S;
     if (s->cfg.max_line == 0)
-        s->cfg.max_line = 16u * 1024 * 1024;
+        s->cfg.max_line = (size_t)16 * 1024 * 1024;
     s->cb = *cb;
     s->last_seq = cfg->after;
     s->rng = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)s;

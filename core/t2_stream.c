@@ -25,6 +25,8 @@
 #define OPEN_MARGIN_S 5.0
 /* The error body of a failed request is small JSON; more is not a twin. */
 #define MAX_ERROR_BODY 65536
+/* The ring size as a size_t (the header's constant is an int expression). */
+#define RING_SIZE ((size_t)T2_STREAM_BUFFER)
 
 static atomic_uint open_count;
 
@@ -111,7 +113,7 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
         return n;
     }
     while (off < n) {
-        while (!s->closing && s->ring_len == T2_STREAM_BUFFER) {
+        while (!s->closing && s->ring_len == RING_SIZE) {
             s->writer_waiting = true;
             pthread_cond_wait(&s->cond, &s->lock);
             s->writer_waiting = false;
@@ -120,13 +122,13 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
             pthread_mutex_unlock(&s->lock);
             return 0; /* aborts the transfer */
         }
-        size_t tail = (s->ring_head + s->ring_len) % T2_STREAM_BUFFER;
-        size_t room = T2_STREAM_BUFFER - s->ring_len;
+        size_t tail = (s->ring_head + s->ring_len) % RING_SIZE;
+        size_t room = RING_SIZE - s->ring_len;
         size_t chunk = n - off;
         if (chunk > room)
             chunk = room;
-        if (chunk > T2_STREAM_BUFFER - tail)
-            chunk = T2_STREAM_BUFFER - tail;
+        if (chunk > RING_SIZE - tail)
+            chunk = RING_SIZE - tail;
         memcpy(s->ring + tail, ptr + off, chunk);
         s->ring_len += chunk;
         off += chunk;
@@ -238,7 +240,7 @@ int t2_stream_open(struct twin_client *c, const char *asset, const char *type, c
     }
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
-    s->ring = malloc(T2_STREAM_BUFFER);
+    s->ring = malloc(RING_SIZE);
     s->body = malloc(len ? len : 1);
     ea = escape(asset);
     et = escape(type);
@@ -278,7 +280,7 @@ int t2_stream_open(struct twin_client *c, const char *asset, const char *type, c
     curl_easy_setopt(s->h, CURLOPT_XFERINFODATA, s);
     curl_easy_setopt(s->h, CURLOPT_NOPROGRESS, 0L);
     /* Bigger reads from the socket: fewer wake-ups of the reader per MiB. */
-    curl_easy_setopt(s->h, CURLOPT_BUFFERSIZE, 256L * 1024);
+    curl_easy_setopt(s->h, CURLOPT_BUFFERSIZE, 512L * 1024);
     curl_free(ea);
     curl_free(et);
     ea = et = NULL;
@@ -344,15 +346,16 @@ ssize_t t2_stream_read(struct t2_stream *s, void *buf, size_t len)
         size_t chunk = s->ring_len;
         if (chunk > len - got)
             chunk = len - got;
-        if (chunk > T2_STREAM_BUFFER - s->ring_head)
-            chunk = T2_STREAM_BUFFER - s->ring_head;
+        if (chunk > RING_SIZE - s->ring_head)
+            chunk = RING_SIZE - s->ring_head;
         memcpy((char *)buf + got, s->ring + s->ring_head, chunk);
-        s->ring_head = (s->ring_head + chunk) % T2_STREAM_BUFFER;
+        s->ring_head = (s->ring_head + chunk) % RING_SIZE;
         s->ring_len -= chunk;
         got += chunk;
     }
     s->position += got;
-    if (got > 0 && s->writer_waiting)
+    /* Wake the writer only once half the ring is free: fewer switches per MiB. */
+    if (got > 0 && s->writer_waiting && s->ring_len <= RING_SIZE / 2)
         pthread_cond_broadcast(&s->cond);
     if (got == 0 && len > 0 && s->done && s->result != CURLE_OK) {
         pthread_mutex_unlock(&s->lock);

@@ -12,7 +12,7 @@
 #include <string.h>
 
 /* Bounds on what the twin may send us in one answer (the asset list is the biggest). */
-#define MAX_ANSWER_BYTES   (256u * 1024 * 1024)
+#define MAX_ANSWER_BYTES   ((size_t)256 * 1024 * 1024)
 #define CONNECT_TIMEOUT_MS 10000L
 
 struct twin_client {
