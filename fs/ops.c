@@ -548,10 +548,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     pthread_mutex_lock(&fs->tree.lock);
     struct node *n = tree_get(&fs->tree, ino);
-    if (!n)
-        err = ENOENT;
-    else if (n->kind == NODE_EVENT && !n->u.ev.content)
-        err = ENOENT; /* acked: its bytes are gone */
+    if (!n || (n->kind == NODE_EVENT && !n->u.ev.content))
+        err = ENOENT; /* gone, or acked: its bytes are gone */
     kind = n ? n->kind : NODE_ROOT;
     pthread_mutex_unlock(&fs->tree.lock);
     if (err) {
@@ -790,8 +788,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
         !add_entry(fs, req, buf, size, &used, plus, "..", d->parent ? d->parent : d, true, 2))
         goto out;
     uint64_t from = off >= 2 ? (uint64_t)off - 2 : 0;
-    if (d->kind == NODE_ASSETS || d->kind == NODE_EVENTS) {
-        struct seqlist *l = d->kind == NODE_ASSETS ? &t->assets : &d->parent->u.as.events;
+    struct node *asset = d->kind == NODE_EVENTS ? tree_asset_of(d) : NULL;
+    if (d->kind == NODE_ASSETS || asset) {
+        struct seqlist *l = asset ? &asset->u.as.events : &t->assets;
         for (size_t i = seqlist_next_live(l, seqlist_lower_bound(l, from)); i < l->len;
              i = seqlist_next_live(l, i + 1)) {
             struct node *n = l->v[i].ptr;

@@ -31,7 +31,7 @@ static uint64_t hash_name(uint64_t parent, const char *name)
 static int ino_tab_grow(struct tree *t)
 {
     size_t ncap = t->ino_cap ? t->ino_cap * 2 : 1024;
-    struct node **nt = calloc(ncap, sizeof(*nt));
+    struct node **nt = calloc(ncap, sizeof(struct node *));
 
     if (!nt)
         return -ENOMEM;
@@ -54,7 +54,7 @@ static int ino_tab_grow(struct tree *t)
 static int name_tab_grow(struct tree *t)
 {
     size_t ncap = t->name_cap ? t->name_cap * 2 : 1024;
-    struct node **nt = calloc(ncap, sizeof(*nt));
+    struct node **nt = calloc(ncap, sizeof(struct node *));
 
     if (!nt)
         return -ENOMEM;
