@@ -17,7 +17,7 @@ struct twin_client;
 /* Bound on concurrent streams across the process; past it open fails with -EMFILE. */
 #define T2_STREAM_MAX_OPEN 256
 /* Bytes buffered per stream. */
-#define T2_STREAM_BUFFER (1024 * 1024)
+#define T2_STREAM_BUFFER ((size_t)1024 * 1024)
 
 /* Returns 0 with *ret, or the negative errno of the failure's twin_error (twin_error_errno),
  * with *ret_error (may be NULL) set to the twin_error itself. timeout_s bounds the wait for
