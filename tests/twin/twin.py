@@ -1402,7 +1402,7 @@ def main(argv=None):
     shown = "[%s]" % host if ":" in host else host
     sys.stdout.write("twin: listening on %s://%s:%d\n" % (scheme, shown, real_port))
     sys.stdout.flush()
-    while not stop.wait(1.0):
+    while not stop.wait(0.2):
         pass
     tw.stop()
     srv.shutdown()
