@@ -130,7 +130,7 @@ static int walk_skip(struct walk *w, int64_t n, const char *why)
 
 static int walk_length_prefixed(struct walk *w)
 {
-    int64_t n;
+    int64_t n = 0;
     int r = walk_long(w, &n);
 
     if (r < 0)
@@ -144,7 +144,7 @@ static int walk_value(struct walk *w, avro_schema_t s, unsigned depth);
 static int walk_blocks(struct walk *w, avro_schema_t item, bool is_map, unsigned depth)
 {
     for (;;) {
-        int64_t count, size;
+        int64_t count = 0, size = 0;
         int r = walk_long(w, &count);
 
         if (r < 0)
@@ -179,7 +179,7 @@ static int walk_blocks(struct walk *w, avro_schema_t item, bool is_map, unsigned
 
 static int walk_value(struct walk *w, avro_schema_t s, unsigned depth)
 {
-    int64_t v;
+    int64_t v = 0;
     int r;
 
     s = resolve(s);

@@ -20,7 +20,7 @@
 #define MAX_SCHEMAS      4096 /* parsed schemas kept: each stays until schema_cache_free */
 #define MAX_NEGATIVE     4096 /* remembered failures; they expire */
 #define NEGATIVE_TTL_NS  (5ULL * 1000 * 1000 * 1000)
-#define MAX_SCHEMA_BYTES (4 * 1024 * 1024)
+#define MAX_SCHEMA_BYTES ((off_t)4 * 1024 * 1024)
 
 struct entry {
     struct entry *next;

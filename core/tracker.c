@@ -22,7 +22,7 @@
 
 #define HEADER             "twinfs-tracker 1\n"
 #define HEADER_LEN         (sizeof(HEADER) - 1)
-#define COMPACT_MIN_BYTES  (1024 * 1024)
+#define COMPACT_MIN_BYTES  ((off_t)1024 * 1024)
 #define LIVE_BYTES_PER_ACK 22 /* "a " + up to 20 digits ... an estimate, not a bound */
 
 struct tracker {
@@ -270,8 +270,8 @@ static int load(struct tracker *t)
     size_t len = 0, pos, valid_end;
     int r = read_file(t->fd, &buf, &len);
 
-    if (r < 0)
-        return r;
+    if (r < 0 || !buf)
+        return r < 0 ? r : -EIO;
     if (len < HEADER_LEN || memcmp(buf, HEADER, HEADER_LEN) != 0) {
         /* A new journal, or one whose header write was torn: start afresh. Anything else is
          * not ours, and is left alone. */

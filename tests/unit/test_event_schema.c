@@ -23,7 +23,7 @@ static void enc_raw(struct enc *e, const void *p, size_t n)
 
 static void enc_long(struct enc *e, int64_t v)
 {
-    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    uint64_t z = ((uint64_t)v << 1) ^ (v < 0 ? UINT64_MAX : 0);
     do {
         unsigned char b = z & 0x7f;
         z >>= 7;
