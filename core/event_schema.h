@@ -22,7 +22,7 @@ int event_schema_parse(const char *json_text, size_t len, struct event_schema **
 void event_schema_free(struct event_schema *s);
 
 /* Decodes len bytes of AVRO binary into a new JSON value (*ret_json, caller owns it).
- * Returns 0, or -EBADMSG with *ret_err set to a short static reason. Thread-safe: a schema
- * may decode from several threads at once. */
+ * Returns 0, or -EBADMSG (or -ENOMEM) with *ret_err set to a short static reason; ret_err may
+ * be NULL. Thread-safe: a schema may decode from several threads at once. */
 int event_schema_decode(const struct event_schema *s, const void *data, size_t len,
                         json_t **ret_json, const char **ret_err);
