@@ -283,11 +283,11 @@ int twinfs_run(struct twinfs *fs, struct fuse_session *se, bool single_thread)
         }
     }
     /* A signal ends the loop while the mount is still there: the materializer may be waiting
-     * for an answer nobody will send; it is joined in twinfs_free, after the session closed. */
-    if (materializer_stop(fs, 2000) < 0)
+     * for an answer nobody will send; it is joined in twinfs_free, once closing the session
+     * has aborted that call. */
+    if (materializer_stop(fs, 200) < 0)
         fs_log(fs, LOG_DEBUG, "materializer still busy at unmount");
-    if (r > 0)
-        r = -r; /* fuse_session_loop returns a signal number when one ended it */
+    /* The loops return the number of the signal that ended them: a clean stop, not an error. */
     return r < 0 ? r : 0;
 }
 

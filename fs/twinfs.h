@@ -41,7 +41,7 @@ int twinfs_start(struct twinfs *fs);
 const struct fuse_lowlevel_ops *twinfs_lowlevel_ops(void);
 
 /* Runs the session until it exits (unmount, or a signal through fuse_set_signal_handlers).
- * Returns 0 or -errno. */
+ * Returns 0 (also when a signal ended it) or -errno. */
 int twinfs_run(struct twinfs *fs, struct fuse_session *se, bool single_thread);
 
 /* Stops the follower (acks flushed) and frees everything. Accepts NULL. */
