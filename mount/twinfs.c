@@ -1,0 +1,376 @@
+/* twinfs: mounts a digital twin. Parses the invocation (options.c), checks the mountpoint,
+ * forks to the background before any thread exists (daemon.c), checks the twin, mounts, runs
+ * the session until unmount or a signal, and takes everything down in reverse. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <fuse_lowlevel.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "options.h"
+#include "twinfs.h"
+
+#ifndef TWINFS_VERSION
+#define TWINFS_VERSION "unknown"
+#endif
+
+/* A start-up failure: one line to the caller (stderr, or the parent through the pipe) and to
+ * the log when daemonized, then the exit status. */
+static int __attribute__((format(printf, 2, 3))) fail(int status, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (daemon_report_pending()) {
+        log_hook(LOG_ERR, msg);
+        daemon_report_error(status, msg);
+    } else {
+        fprintf(stderr, "twinfs: %s\n", msg);
+    }
+    return status;
+}
+
+/* Undoes the octal escapes (\040 for a space) of /proc/self/mountinfo, in place. */
+static void unescape_mount_path(char *s)
+{
+    char *out = s;
+
+    while (*s) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+            s[3] >= '0' && s[3] <= '7') {
+            *out++ = (char)(((s[1] - '0') << 6) | ((s[2] - '0') << 3) | (s[3] - '0'));
+            s += 4;
+        } else {
+            *out++ = *s++;
+        }
+    }
+    *out = '\0';
+}
+
+/* Whether path (absolute, resolved) is a mount point already. Reading mountinfo rather than
+ * comparing st_dev with the parent's, because stat on a dead FUSE mount hangs or fails. */
+static bool is_mount_point(const char *path)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    char *line = NULL;
+    size_t cap = 0;
+    bool found = false;
+
+    if (!f)
+        return false;
+    while (!found && getline(&line, &cap, f) > 0) {
+        /* id parent major:minor root MOUNTPOINT ... */
+        char *field = line;
+        for (int i = 0; i < 4 && field; i++) {
+            field = strchr(field, ' ');
+            if (field)
+                field++;
+        }
+        if (!field)
+            continue;
+        field[strcspn(field, " ")] = '\0';
+        unescape_mount_path(field);
+        found = strcmp(field, path) == 0;
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
+
+/* libfuse's own messages go through the same log. */
+static void fuse_log_to_log(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+    char msg[1024];
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    log_hook((int)level, msg);
+}
+
+/* While the FUSE options are being checked: keep libfuse's complaint for our one line. It
+ * may come in pieces (fuse_session_new logs an unknown option list word by word). */
+static char fuse_complaint[512];
+static bool fuse_complaint_done;
+
+static void fuse_log_capture(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+    size_t n = strlen(fuse_complaint);
+
+    if (level > FUSE_LOG_ERR || fuse_complaint_done)
+        return;
+    vsnprintf(fuse_complaint + n, sizeof(fuse_complaint) - n, fmt, ap);
+    n = strlen(fuse_complaint);
+    if (n > 0 && fuse_complaint[n - 1] == '\n') {
+        fuse_complaint[n - 1] = '\0';
+        fuse_complaint_done = true;
+    }
+}
+
+static void fuse_capture_begin(void)
+{
+    fuse_complaint[0] = '\0';
+    fuse_complaint_done = false;
+    fuse_set_log_func(fuse_log_capture);
+}
+
+/* Returns libfuse's complaint without its "fuse: " prefix ("" if none). */
+static const char *fuse_capture_end(void)
+{
+    fuse_set_log_func(fuse_log_to_log);
+    if (strncmp(fuse_complaint, "fuse: ", 6) == 0)
+        return fuse_complaint + 6;
+    return fuse_complaint;
+}
+
+static bool args_mention(const struct fuse_args *args, const char *key)
+{
+    for (int i = 1; i < args->argc; i++) {
+        if (strstr(args->argv[i], key))
+            return true;
+    }
+    return false;
+}
+
+/* Names the mount after the twin in /proc/mounts ("http://h:p /mnt fuse.twinfs"), unless the
+ * user chose. */
+static int add_default_fuse_options(struct mount_options *o)
+{
+    char *opts = NULL, *fsname = NULL;
+    int r = 0;
+
+    if (!args_mention(&o->fuse_args, "fsname=")) {
+        if (asprintf(&fsname, "fsname=%s", o->url) < 0)
+            return -ENOMEM;
+        r = fuse_opt_add_opt_escaped(&opts, fsname);
+        free(fsname);
+    }
+    if (r == 0 && !args_mention(&o->fuse_args, "subtype="))
+        r = fuse_opt_add_opt(&opts, "subtype=twinfs");
+    if (r == 0 && opts) {
+        r = fuse_opt_add_arg(&o->fuse_args, "-o");
+        if (r == 0)
+            r = fuse_opt_add_arg(&o->fuse_args, opts);
+    }
+    free(opts);
+    return r < 0 ? -ENOMEM : 0;
+}
+
+/* Lets fuse_session_new judge the FUSE options now, on a copy and without mounting, so a typo
+ * fails before the fork and before the twin is contacted. */
+static int check_fuse_options(const struct mount_options *o)
+{
+    static const struct fuse_lowlevel_ops no_ops;
+    struct fuse_args copy = FUSE_ARGS_INIT(0, NULL);
+    struct fuse_session *se;
+    const char *why;
+
+    for (int i = 0; i < o->fuse_args.argc; i++) {
+        if (fuse_opt_add_arg(&copy, o->fuse_args.argv[i]) < 0) {
+            fuse_opt_free_args(&copy);
+            return fail(MOUNT_EXIT_FAILURE, "out of memory");
+        }
+    }
+    fuse_capture_begin();
+    se = fuse_session_new(&copy, &no_ops, sizeof(no_ops), NULL);
+    why = fuse_capture_end();
+    fuse_opt_free_args(&copy);
+    if (!se)
+        return fail(MOUNT_EXIT_USAGE, "%s", why[0] ? why : "bad FUSE option (see --help)");
+    fuse_session_destroy(se);
+    return 0;
+}
+
+static int start_error(const struct mount_options *o, int r)
+{
+    switch (r) {
+    case -EHOSTUNREACH:
+    case -ECONNREFUSED:
+    case -ENETUNREACH:
+        return fail(MOUNT_EXIT_FAILURE, "%s: cannot reach the twin (unreachable)", o->url);
+    case -EPERM:
+    case -EACCES:
+        return fail(MOUNT_EXIT_FAILURE,
+                    "%s: the twin refused the token (401): check token_file or TWINFS_TOKEN",
+                    o->url);
+    case -ETIMEDOUT:
+        return fail(MOUNT_EXIT_FAILURE, "%s: the twin did not answer in time", o->url);
+    case -EPROTO:
+        return fail(MOUNT_EXIT_FAILURE, "%s: not a twin (unexpected answer to GET /v1/assets)",
+                    o->url);
+    default:
+        return fail(MOUNT_EXIT_FAILURE, "%s: cannot follow the twin: %s", o->url, strerror(-r));
+    }
+}
+
+static int new_error(const struct mount_options *o, int r)
+{
+    switch (r) {
+    case -EINVAL:
+        return fail(MOUNT_EXIT_USAGE, "%s: bad URL or configuration", o->url);
+    case -EBUSY:
+        return fail(MOUNT_EXIT_FAILURE, "tracker=%s: in use by another twinfs", o->tracker);
+    default:
+        return fail(MOUNT_EXIT_FAILURE, "tracker=%s: %s", o->tracker, strerror(-r));
+    }
+}
+
+/* Runs from the check of the twin to the unmount; returns the exit status. */
+static int serve(struct mount_options *o)
+{
+    struct twinfs_options topt = {
+        .follower =
+            {
+                .url = o->url,
+                .token = o->token,
+                .ca_file = o->cacert,
+                .tracker_path = o->tracker,
+                .schema_dir = o->schemas,
+                .t2_enabled = o->t2,
+                .t2_timeout_s = o->t2_timeout_s,
+                .max_pending = o->max_pending,
+                .start =
+                    o->start == MOUNT_START_NOW ? FOLLOWER_START_NOW : FOLLOWER_START_BEGINNING,
+            },
+        .mountpoint = o->mountpoint,
+        .entry_timeout_s = o->entry_timeout_s,
+        .materialize_delay_ms = o->materialize_delay_ms,
+        .max_t2_open = o->max_t2_open,
+    };
+    struct twinfs *fs = NULL;
+    struct fuse_session *se;
+    sigset_t stop_signals;
+    int status = MOUNT_EXIT_OK, r;
+
+    /* Threads started from here on (the follower's) must not take SIGTERM: the handler has to
+     * run on the thread that waits in the session loop, or the loop never notices. */
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
+    r = twinfs_new(&topt, log_hook, &fs);
+    if (r < 0)
+        return new_error(o, r);
+    r = twinfs_start(fs);
+    if (r < 0) {
+        status = start_error(o, r);
+        goto fail_fs;
+    }
+    se = fuse_session_new(&o->fuse_args, twinfs_lowlevel_ops(), sizeof(struct fuse_lowlevel_ops),
+                          fs);
+    if (!se) {
+        status = fail(MOUNT_EXIT_FAILURE, "cannot create the FUSE session");
+        goto fail_fs;
+    }
+    if (fuse_set_signal_handlers(se) < 0) {
+        status = fail(MOUNT_EXIT_FAILURE, "cannot install signal handlers");
+        goto fail_session;
+    }
+    if (fuse_session_mount(se, o->mountpoint) < 0) {
+        status =
+            fail(MOUNT_EXIT_FAILURE, "%s: mountpoint: cannot mount (see the log)", o->mountpoint);
+        goto fail_signals;
+    }
+
+    log_msg(LOG_INFO, "mounted %s on %s", o->url, o->mountpoint);
+    daemon_report_ok();
+    pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL);
+    r = twinfs_run(fs, se, o->single_thread);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    if (r < 0) {
+        log_msg(LOG_ERR, "session loop: %s", strerror(-r));
+        status = MOUNT_EXIT_FAILURE;
+    }
+    fuse_session_unmount(se);
+    log_msg(LOG_INFO, "unmounted %s", o->mountpoint);
+
+fail_signals:
+    fuse_remove_signal_handlers(se);
+fail_session:
+    fuse_session_destroy(se);
+fail_fs:
+    twinfs_free(fs);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    struct mount_options o;
+    char err[1024];
+    const char *why;
+    int status, r;
+
+    /* A consumer that vanishes must not kill the daemon; errors are handled where they occur. */
+    signal(SIGPIPE, SIG_IGN);
+
+    /* libfuse's own parse errors ("missing argument after `-o'") become our one line. */
+    fuse_capture_begin();
+    r = mount_options_parse(argc, argv, &o, err, sizeof(err));
+    why = fuse_capture_end();
+    if (r < 0 && why[0])
+        snprintf(err, sizeof(err), "%s", why);
+    if (r == 0)
+        r = mount_options_finish(&o, err, sizeof(err));
+    if (r < 0) {
+        status = fail(r == -EINVAL ? MOUNT_EXIT_USAGE : MOUNT_EXIT_FAILURE, "%s", err);
+        goto out;
+    }
+    if (o.show_help) {
+        mount_options_print_help(stdout, "twinfs");
+        printf("FUSE options:\n");
+        fflush(stdout);
+        fuse_lowlevel_help();
+        status = MOUNT_EXIT_OK;
+        goto out;
+    }
+    if (o.show_version) {
+        printf("twinfs version %s\n", TWINFS_VERSION);
+        printf("libfuse version %s\n", fuse_pkgversion());
+        fflush(stdout);
+        fuse_lowlevel_version();
+        status = MOUNT_EXIT_OK;
+        goto out;
+    }
+    if (o.token_file_shared)
+        fprintf(stderr,
+                "twinfs: warning: token_file=%s is readable by group or others; "
+                "chmod 600 it\n",
+                o.token_file);
+    if (is_mount_point(o.mountpoint)) {
+        status = fail(MOUNT_EXIT_FAILURE, "%s: mountpoint: already a mount point", o.mountpoint);
+        goto out;
+    }
+    if (add_default_fuse_options(&o) < 0) {
+        status = fail(MOUNT_EXIT_FAILURE, "out of memory");
+        goto out;
+    }
+    fuse_set_log_func(fuse_log_to_log);
+    status = check_fuse_options(&o);
+    if (status != 0)
+        goto out;
+
+    if (!o.foreground) {
+        r = daemon_detach();
+        if (r < 0) {
+            status = fail(MOUNT_EXIT_FAILURE, "cannot go to the background: %s", strerror(-r));
+            goto out;
+        }
+        log_init(true, o.debug);
+    } else {
+        log_init(false, o.debug);
+    }
+    status = serve(&o);
+    log_close();
+out:
+    mount_options_free(&o);
+    return status;
+}
