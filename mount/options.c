@@ -69,7 +69,7 @@ static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
 
     if (err && errlen > 0) {
         va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
+        vsnprintf(err, errlen, fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
         va_end(ap);
         /* Values come from argv and files: keep the message on one line, whatever they hold. */
         for (char *c = err; *c; c++) {
@@ -568,7 +568,7 @@ int mount_check_url(const char *url, char *err, size_t errlen)
 
 char *mount_default_tracker_path(const char *url)
 {
-    struct url_parts parts;
+    struct url_parts parts = {0};
     const char *state = getenv("XDG_STATE_HOME");
     const char *home = getenv("HOME");
     uint64_t hash = 0xcbf29ce484222325ull; /* FNV-1a: stable across builds and machines */
@@ -685,7 +685,7 @@ static bool token_ok(const char *t)
 
 static int read_token(struct mount_options *o, char *err, size_t errlen)
 {
-    struct stat st;
+    struct stat st = {0};
     char *buf = NULL, *env;
     size_t len = 0;
     int r;

@@ -27,7 +27,7 @@
 #define MOUNT_DEFAULT_ENTRY_TIMEOUT_S   86400.0
 #define MOUNT_DEFAULT_MAX_T2_OPEN       64u
 #define MOUNT_MAX_TOKEN_BYTES           4096
-#define MOUNT_MAX_CONFIG_BYTES          (64 * 1024)
+#define MOUNT_MAX_CONFIG_BYTES          65536 /* 64 KiB */
 #define MOUNT_MAX_URL_BYTES             2048
 
 enum mount_start {

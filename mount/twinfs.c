@@ -28,7 +28,7 @@ static int __attribute__((format(printf, 2, 3))) fail(int status, const char *fm
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
     va_end(ap);
     if (daemon_report_pending()) {
         log_hook(LOG_ERR, msg);
@@ -87,11 +87,12 @@ static bool is_mount_point(const char *path)
 }
 
 /* libfuse's own messages go through the same log. */
-static void fuse_log_to_log(enum fuse_log_level level, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 2, 0)))
+fuse_log_to_log(enum fuse_log_level level, const char *fmt, va_list ap)
 {
     char msg[1024];
 
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
     log_hook((int)level, msg);
 }
 
@@ -100,12 +101,14 @@ static void fuse_log_to_log(enum fuse_log_level level, const char *fmt, va_list 
 static char fuse_complaint[512];
 static bool fuse_complaint_done;
 
-static void fuse_log_capture(enum fuse_log_level level, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 2, 0)))
+fuse_log_capture(enum fuse_log_level level, const char *fmt, va_list ap)
 {
     size_t n = strlen(fuse_complaint);
 
     if (level > FUSE_LOG_ERR || fuse_complaint_done)
         return;
+    /* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized) */
     vsnprintf(fuse_complaint + n, sizeof(fuse_complaint) - n, fmt, ap);
     n = strlen(fuse_complaint);
     if (n > 0 && fuse_complaint[n - 1] == '\n') {
