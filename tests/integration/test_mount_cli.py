@@ -558,3 +558,39 @@ def test_token_file_mode_is_checked_not_changed(runner, token_twin, tmp_path):
     assert r.returncode == 0
     assert "warning" in r.stderr
     assert stat.S_IMODE(os.stat(tok).st_mode) == 0o640
+
+
+def test_silent_twin_times_out(runner):
+    """A twin that accepts the connection and never answers: a timeout, not a hang."""
+    mnt = runner.mountpoint()
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    try:
+        url = "http://127.0.0.1:%d" % srv.getsockname()[1]
+        t0 = time.monotonic()
+        r = runner.run(url, mnt, timeout=90)
+        assert time.monotonic() - t0 < 60
+    finally:
+        srv.close()
+    assert_fails(runner, r, mnt, FAILURE, url, "did not answer in time")
+
+
+def test_fuse_options_pass_through(runner, demo_twin):
+    """FUSE options reach the kernel mount; -s runs single-threaded and still serves."""
+    mnt = runner.mountpoint()
+    p = runner.popen(demo_twin.url, mnt, "-f", "-s", "-o",
+                     "allow_other,default_permissions,fsname=mytwin,max_pending=50")
+    runner.wait_mounted(mnt, p)
+    with open("/proc/mounts") as f:
+        line = next(ln for ln in f if ln.split()[1] == mnt)
+    source, _, fstype, opts = line.split()[:4]
+    assert (source, fstype) == ("mytwin", "fuse.twinfs")
+    assert "allow_other" in opts.split(",") and "default_permissions" in opts.split(",")
+    wait_asset(mnt)
+    events = os.path.join(mnt, "assets", "acme-pump-01", "events")
+    names = wait_for(lambda: sorted(os.listdir(events)), 10, "events")
+    with open(os.path.join(events, names[0])) as f:
+        assert '"asset"' in f.read()
+    subprocess.run(["fusermount3", "-u", mnt], check=True)
+    assert p.wait(timeout=20) == 0
