@@ -217,8 +217,18 @@ static void *materializer_main(void *arg)
 
 int materializer_start(struct twinfs *fs)
 {
-    int r = pthread_create(&fs->mat_thread, NULL, materializer_main, fs);
+    sigset_t stop_signals, old;
+    int r;
 
+    /* SIGTERM and friends must reach the session loop's threads, not this one: a signal taken
+     * here would not wake the loop. The thread inherits the mask set around its creation. */
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, &old);
+    r = pthread_create(&fs->mat_thread, NULL, materializer_main, fs);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r)
         return -r;
     fs->mat_running = true;

@@ -12,7 +12,7 @@ if [ ! -f "$build/build.ninja" ]; then
   CC=clang meson setup "$build" -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false \
     -Dintegration=false
 fi
-ninja -C "$build" tests/fuzz/fuzz_record tests/fuzz/fuzz_event_schema
+ninja -C "$build" tests/fuzz/fuzz_record tests/fuzz/fuzz_event_schema mount/fuzz_options
 
 artifacts="$build/fuzz-artifacts"
 mkdir -p "$artifacts"
@@ -20,11 +20,12 @@ scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 
 status=0
-for target in fuzz_record fuzz_event_schema; do
+for path in tests/fuzz/fuzz_record tests/fuzz/fuzz_event_schema mount/fuzz_options; do
+  target=$(basename "$path")
   echo "== $target for ${seconds}s"
   mkdir -p "$scratch/$target"
   if ! UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    "$build/tests/fuzz/$target" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
+    "$build/$path" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
       -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$artifacts/$target-" \
       "$scratch/$target" "tests/fuzz/corpus/$target" 2>"$scratch/$target.log"; then
     tail -n 60 "$scratch/$target.log"
