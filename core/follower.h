@@ -32,9 +32,9 @@ struct follower_event {
     uint64_t offset;
     const char *name;
     int version;
-    const char *source;  /* may be NULL */
-    const char *time;    /* may be NULL */
-    const char *systime; /* may be NULL */
+    const char *source;        /* may be NULL */
+    const char *time;          /* may be NULL */
+    const char *systime;       /* may be NULL */
     const unsigned char *data; /* the AVRO bytes as received */
     size_t data_len;
     const json_t *data_json;  /* data decoded to JSON, or NULL if it could not be */
@@ -76,12 +76,12 @@ struct follower_config {
     const char *tracker_path; /* required */
     const char *schema_dir;   /* NULL: schemas only from the twin */
     bool t2_enabled;
-    double t2_timeout_s;      /* 0 means 10 */
-    unsigned max_pending;     /* 0 means 10000 */
-    enum follower_start start;     /* only matters for a new tracker */
-    double heartbeat_timeout_s;    /* 0 means 15 */
-    double reconnect_max_s;        /* cap of the backoff; 0 means 5 */
-    size_t max_record_bytes;       /* longest stream line accepted; 0 means 16 MiB */
+    double t2_timeout_s;        /* 0 means 10 */
+    unsigned max_pending;       /* 0 means 10000 */
+    enum follower_start start;  /* only matters for a new tracker */
+    double heartbeat_timeout_s; /* 0 means 15 */
+    double reconnect_max_s;     /* cap of the backoff; 0 means 5 */
+    size_t max_record_bytes;    /* longest stream line accepted; 0 means 16 MiB */
 };
 
 /* Copies cfg, opens the tracker. Returns 0, -EINVAL (bad URL or config), -EBUSY (tracker in
@@ -108,8 +108,8 @@ int follower_ack(struct follower *f, uint64_t seq, const char *asset, uint64_t o
 /* Starts a T2 request through this follower's twin (see t2_stream_open). Fails with
  * -EACCES/TWIN_T2_UNAVAILABLE without asking the twin when T2 is off, -ESHUTDOWN while
  * stopping. timeout_s <= 0 means the configured default. */
-int follower_t2_request(struct follower *f, const char *asset, const char *type,
-                        const void *data, size_t len, double timeout_s, struct t2_stream **ret,
+int follower_t2_request(struct follower *f, const char *asset, const char *type, const void *data,
+                        size_t len, double timeout_s, struct t2_stream **ret,
                         enum twin_error *ret_error);
 
 enum follower_link {

@@ -9,9 +9,9 @@
 struct runner;
 
 struct runner_ops {
-    int (*on_startup)(void *userdata);                  /* 0 or -errno (then no main) */
-    int (*main)(struct runner *r, void *userdata);      /* 0 or -errno */
-    void (*on_shutdown)(void *userdata, int err);       /* err: main's result or startup's */
+    int (*on_startup)(void *userdata);             /* 0 or -errno (then no main) */
+    int (*main)(struct runner *r, void *userdata); /* 0 or -errno */
+    void (*on_shutdown)(void *userdata, int err);  /* err: main's result or startup's */
 };
 
 /* Returns on_startup's error, or main's result. */
