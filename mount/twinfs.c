@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <syslog.h>
 #include <fuse_lowlevel.h>
 
@@ -205,7 +206,20 @@ static int start_error(const struct mount_options *o, int r)
                     o->url);
     case -ETIMEDOUT:
         return fail(MOUNT_EXIT_FAILURE, "%s: the twin did not answer in time", o->url);
+    case -EKEYREJECTED:
+        /* What core answers when it tells a failed certificate check from other failures. */
+        return fail(MOUNT_EXIT_FAILURE,
+                    "%s: TLS: the twin's certificate could not be verified "
+                    "(self-signed or another CA? give its CA with cacert=FILE)",
+                    o->url);
     case -EPROTO:
+        /* core maps every TLS failure to EPROTO too: over https, name the likely cause (a
+         * certificate twinfs does not trust) and its cure before the unlikely one. */
+        if (strncasecmp(o->url, "https:", 6) == 0)
+            return fail(MOUNT_EXIT_FAILURE,
+                        "%s: TLS failed: the twin's certificate could not be verified "
+                        "(give its CA with cacert=FILE), or this is not a twin",
+                        o->url);
         return fail(MOUNT_EXIT_FAILURE, "%s: not a twin (unexpected answer to GET /v1/assets)",
                     o->url);
     default:
