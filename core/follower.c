@@ -232,7 +232,7 @@ static void handled(struct follower *f, uint64_t seq)
 
 static int on_asset_record(struct follower *f, const struct record *rec)
 {
-    bool call = false;
+    bool call = false, recreated = false;
     pthread_mutex_lock(&f->lock);
     if (rec->seq <= pending_last_seq(f->pending)) {
         pthread_mutex_unlock(&f->lock);
@@ -247,9 +247,18 @@ static int on_asset_record(struct follower *f, const struct record *rec)
         uint64_t key = asset_key(f, rec->asset);
         if (key) {
             f->st.pending -= pending_drop_asset(f->pending, key);
-            json_object_del(f->assets, rec->asset);
             pthread_cond_broadcast(&f->window);
             call = true;
+            if (rec->seq <= f->snapshot_head) {
+                /* The snapshot lists the asset, so it was re-created after this deletion:
+                 * the old incarnation's events go, the asset stays under a new key (acks of
+                 * old events become no-ops) and is announced again. Dropping it instead
+                 * would discard every event of the new incarnation for good. */
+                json_object_set_new(f->assets, rec->asset, json_integer((json_int_t)f->next_key++));
+                recreated = true;
+            } else {
+                json_object_del(f->assets, rec->asset);
+            }
         }
     }
     handled(f, rec->seq);
@@ -258,6 +267,8 @@ static int on_asset_record(struct follower *f, const struct record *rec)
         f->cb.on_asset_created(f->cb.userdata, rec->asset);
     if (call && rec->kind == RECORD_ASSET_DELETED && f->cb.on_asset_deleted)
         f->cb.on_asset_deleted(f->cb.userdata, rec->asset);
+    if (recreated && f->cb.on_asset_created)
+        f->cb.on_asset_created(f->cb.userdata, rec->asset);
     return 0;
 }
 
