@@ -144,6 +144,33 @@ static struct entry *at(const struct pending *p, uint64_t pos)
     return &p->ring[pos & (p->ring_cap - 1)];
 }
 
+/* Rewrites the ring with the entries not done, renumbered from 0. Without this, one event
+ * that is never acked would keep every later (acked) entry in the ring: memory would grow with
+ * every event delivered, not with the events pending. */
+static int ring_compact(struct pending *p)
+{
+    struct entry *ring = calloc(p->ring_cap, sizeof(*ring));
+    uint64_t w = 0;
+
+    if (!ring)
+        return -ENOMEM;
+    for (size_t i = 0; i < p->tab_cap; i++)
+        p->tab[i].seq = 0;
+    for (uint64_t pos = p->head; pos < p->tail; pos++) {
+        const struct entry *e = at(p, pos);
+        if (e->done)
+            continue;
+        ring[w & (p->ring_cap - 1)] = *e;
+        tab_insert(p->tab, p->tab_cap, e->seq, w);
+        w++;
+    }
+    free(p->ring);
+    p->ring = ring;
+    p->head = 0;
+    p->tail = w;
+    return 0;
+}
+
 /* Drops the done entries at the head so the oldest entry is pending (or the ring is empty). */
 static void pop_done(struct pending *p)
 {
@@ -158,7 +185,8 @@ int pending_add(struct pending *p, uint64_t seq, uint64_t asset_key, uint64_t of
     if (seq <= p->last_seq)
         return -EINVAL;
     if (p->tail - p->head == p->ring_cap) {
-        r = ring_grow(p);
+        /* Grow only when at least half the ring is really pending: amortized O(1) either way. */
+        r = p->count * 2 <= p->ring_cap ? ring_compact(p) : ring_grow(p);
         if (r < 0)
             return r;
     }
@@ -227,6 +255,11 @@ size_t pending_drop_asset(struct pending *p, uint64_t asset_key)
     }
     pop_done(p);
     return n;
+}
+
+size_t pending_ring_capacity(const struct pending *p)
+{
+    return p->ring_cap;
 }
 
 size_t pending_count(const struct pending *p)

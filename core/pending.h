@@ -39,6 +39,10 @@ size_t pending_drop_asset(struct pending *p, uint64_t asset_key);
 /* Events still pending. */
 size_t pending_count(const struct pending *p);
 
+/* Slots allocated for the window: bounded by about twice the events pending, however many
+ * were delivered and acked meanwhile (for tests and status). */
+size_t pending_ring_capacity(const struct pending *p);
+
 /* (smallest pending seq) - 1, or the last seq seen when nothing is pending. */
 uint64_t pending_watermark(const struct pending *p);
 

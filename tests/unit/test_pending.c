@@ -7,6 +7,33 @@
 #include "pending.h"
 #include "unit.h"
 
+/* Regression: one event never acked made the ring keep every later acked entry, so memory grew
+ * with every event delivered (1M acks: 1M slots, 32 MiB). */
+static void test_stuck_event_keeps_memory_bounded(void)
+{
+    struct pending *p = pending_new(0);
+    CHECK(p);
+    CHECK_INT_EQ(pending_add(p, 1, 7, 0), 0); /* stuck: never acked */
+    for (uint64_t seq = 2; seq < 1000000; seq++) {
+        CHECK_INT_EQ(pending_add(p, seq, 7, seq - 1), 0);
+        CHECK_INT_EQ(pending_remove(p, seq), 0);
+    }
+    CHECK_INT_EQ(pending_count(p), 1);
+    CHECK_INT_EQ(pending_watermark(p), 0);
+    CHECK(pending_ring_capacity(p) <= 128);
+    uint64_t key = 0, off = 99;
+    CHECK_INT_EQ(pending_find(p, 1, &key, &off), 0);
+    CHECK_INT_EQ(key, 7);
+    CHECK_INT_EQ(off, 0);
+    /* Compaction keeps order: ack the stuck one, then the watermark jumps to the last seq. */
+    CHECK_INT_EQ(pending_add(p, 1000000, 7, 999999), 0);
+    CHECK_INT_EQ(pending_remove(p, 1), 0);
+    CHECK_INT_EQ(pending_watermark(p), 999999);
+    CHECK_INT_EQ(pending_remove(p, 1000000), 0);
+    CHECK_INT_EQ(pending_watermark(p), 1000000);
+    pending_free(p);
+}
+
 static void test_empty(void)
 {
     struct pending *p = pending_new(41);
@@ -178,6 +205,7 @@ static void test_large_reverse(void)
 
 int main(void)
 {
+    RUN(test_stuck_event_keeps_memory_bounded);
     RUN(test_empty);
     RUN(test_out_of_order_acks);
     RUN(test_random_vs_model);
