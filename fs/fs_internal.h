@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/types.h>
 #include "twinfs.h"
 #include "tree.h"
 
@@ -53,6 +54,8 @@ struct twinfs {
     struct fuse_session *se;
     struct tree tree;
     double entry_timeout;
+    uid_t uid; /* the daemon's, shown as every node's owner */
+    gid_t gid;
 
     /* The materializer's queue (under tree.lock) and thread. */
     struct node *mq_head, *mq_tail;

@@ -53,8 +53,15 @@ static struct node *mq_pop(struct twinfs *fs)
     return n;
 }
 
+/* Sleeps until when, if it is still ahead: a sleep until a time already past still costs a
+ * timer and a context switch, once per event otherwise. */
 static void sleep_until(const struct timespec *when)
 {
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec > when->tv_sec || (now.tv_sec == when->tv_sec && now.tv_nsec >= when->tv_nsec))
+        return;
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, when, NULL) == EINTR)
         ;
 }

@@ -80,12 +80,12 @@ static bool is_dir_kind(enum node_kind k)
            k == NODE_EVENTS || k == NODE_T2 || k == NODE_T2_TYPE;
 }
 
-static void fill_attr(const struct node *n, struct stat *st)
+static void fill_attr(const struct twinfs *fs, const struct node *n, struct stat *st)
 {
     memset(st, 0, sizeof(*st));
     st->st_ino = n->ino;
-    st->st_uid = getuid();
-    st->st_gid = getgid();
+    st->st_uid = fs->uid; /* read once: two syscalls per answer otherwise */
+    st->st_gid = fs->gid;
     st->st_blksize = 4096;
     st->st_atime = st->st_mtime = st->st_ctime = n->mtime;
     if (is_dir_kind(n->kind)) {
@@ -115,7 +115,7 @@ static void fill_entry(struct twinfs *fs, const struct node *n, struct fuse_entr
     memset(e, 0, sizeof(*e));
     e->ino = n->ino;
     e->generation = 1;
-    fill_attr(n, &e->attr);
+    fill_attr(fs, n, &e->attr);
     e->attr_timeout = node_timeout(fs, n);
     e->entry_timeout = node_timeout(fs, n);
 }
@@ -279,7 +279,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     pthread_mutex_lock(&fs->tree.lock);
     struct node *n = tree_get(&fs->tree, ino);
     if (n) {
-        fill_attr(n, &st);
+        fill_attr(fs, n, &st);
         timeout = node_timeout(fs, n);
     }
     pthread_mutex_unlock(&fs->tree.lock);
@@ -749,7 +749,7 @@ static bool add_entry(struct twinfs *fs, fuse_req_t req, char *buf, size_t size,
             n->nlookup++;
     } else {
         struct stat st;
-        fill_attr(n, &st);
+        fill_attr(fs, n, &st);
         need = fuse_add_direntry(req, buf + *used, size - *used, name, &st, cookie);
         if (need > size - *used)
             return false;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #define DEFAULT_ENTRY_TIMEOUT_S 86400.0
 #define DEFAULT_MAX_T2_OPEN     64
@@ -221,6 +222,8 @@ int twinfs_new(const struct twinfs_options *opt, twinfs_log_fn log, struct twinf
         goto fail_alloc;
     }
     fs->opt.mountpoint = fs->mountpoint;
+    fs->uid = getuid();
+    fs->gid = getgid();
     fs->entry_timeout = opt->entry_timeout_s > 0 ? opt->entry_timeout_s : DEFAULT_ENTRY_TIMEOUT_S;
     if (!fs->opt.max_t2_open)
         fs->opt.max_t2_open = DEFAULT_MAX_T2_OPEN;
