@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <syslog.h>
+#include <sys/resource.h>
 #include <fuse_lowlevel.h>
 
 #include "daemon.h"
@@ -239,6 +240,33 @@ static int new_error(const struct mount_options *o, int r)
     }
 }
 
+/* Each open T2 file holds a socket, and the daemon needs a few dozen fds of its own (FUSE,
+ * the tracker, the stream, curl's). */
+#define FDS_PER_T2_FILE   1u
+#define FDS_OF_THE_DAEMON 64u
+
+/* Raises the soft limit on fds to the hard one (a shell's default soft limit, 1024, is lower
+ * than max_t2_open allows), and warns when the hard limit is too low for max_t2_open: past
+ * it, opens of T2 files would fail for want of fds rather than with max_t2_open's EMFILE. */
+static void raise_fd_limit(const struct mount_options *o)
+{
+    rlim_t need = (rlim_t)o->max_t2_open * FDS_PER_T2_FILE + FDS_OF_THE_DAEMON;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) < 0)
+            return;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+        fprintf(stderr,
+                "twinfs: warning: max_t2_open=%u needs about %llu file descriptors, the limit "
+                "(ulimit -n) is %llu\n",
+                o->max_t2_open, (unsigned long long)need, (unsigned long long)rl.rlim_cur);
+}
+
 /* Runs from the check of the twin to the unmount; returns the exit status. */
 static int serve(struct mount_options *o)
 {
@@ -362,6 +390,7 @@ int main(int argc, char **argv)
                 "twinfs: warning: token_file=%s is readable by group or others; "
                 "chmod 600 it\n",
                 o.token_file);
+    raise_fd_limit(&o);
     if (is_mount_point(o.mountpoint)) {
         status = fail(MOUNT_EXIT_FAILURE, "%s: mountpoint: already a mount point", o.mountpoint);
         goto out;
