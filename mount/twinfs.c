@@ -356,6 +356,12 @@ int main(int argc, char **argv)
 
     /* A consumer that vanishes must not kill the daemon; errors are handled where they occur. */
     signal(SIGPIPE, SIG_IGN);
+    /* A shell's background job starts with SIGINT ignored, ignored signals survive exec, and
+     * libfuse installs its stop handler only on signals at their default: without this,
+     * kill -INT left such a mount up forever. SIGINT and SIGTERM always stop twinfs; an
+     * ignored SIGHUP is nohup's wish and is kept. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
 
     /* libfuse's own parse errors ("missing argument after `-o'") become our one line. */
     fuse_capture_begin();
