@@ -52,6 +52,24 @@ def daemon_fds(m):
     return len(os.listdir("/proc/%d/fd" % m.pid))
 
 
+def fds_back(m, fds0, slack=2):
+    """Waits until the daemon holds at most fds0 + slack fds; the failure lists them."""
+    def check():
+        return daemon_fds(m) <= fds0 + slack
+    try:
+        m.wait_for(check, 15, "the daemon's fds back to %d" % fds0)
+    except AssertionError:
+        d = "/proc/%d/fd" % m.pid
+        held = []
+        for fd in sorted(os.listdir(d), key=int):
+            try:
+                held.append("%s -> %s" % (fd, os.readlink(os.path.join(d, fd))))
+            except OSError:
+                pass
+        raise AssertionError("the daemon holds %d fds, had %d:\n%s"
+                             % (len(held), fds0, "\n".join(held)))
+
+
 def daemon_threads(m):
     return len(os.listdir("/proc/%d/task" % m.pid))
 
@@ -97,7 +115,7 @@ def test_sequential_opens_past_the_limit(twin_a, tmp_path):
         with open(t2(m, 0), "rb") as f:
             assert len(f.read()) == 100
         quiet(m)
-        m.wait_for(lambda: daemon_fds(m) <= fds0 + 2, 10, "the daemon's fds back to %d" % fds0)
+        fds_back(m, fds0)
         assert daemon_threads(m) <= threads0 + limit + 16
 
 
@@ -155,7 +173,7 @@ def test_thousands_of_concurrent_opens(twin_a, tmp_path):
         assert peak[0] <= limit
         st = quiet(m)
         assert st["t2_requests"] == results[0]
-        m.wait_for(lambda: daemon_fds(m) <= fds0 + 2, 10, "the daemon's fds back to %d" % fds0)
+        fds_back(m, fds0)
         with open(t2(m, 0), "rb") as f:
             assert len(f.read()) == 100
         print("concurrent opens: %s in %.1fs, peak %d open, rss %d -> %d KiB"
