@@ -41,6 +41,7 @@ enum fs_op {
     FS_OP_CREATE,
     FS_OP_FALLOCATE,
     FS_OP_READLINK,
+    FS_OP_IOCTL,
     FS_OP_COUNT,
 };
 

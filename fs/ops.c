@@ -48,6 +48,7 @@ const char *const fs_op_names[FS_OP_COUNT] = {
     [FS_OP_CREATE] = "create",
     [FS_OP_FALLOCATE] = "fallocate",
     [FS_OP_READLINK] = "readlink",
+    [FS_OP_IOCTL] = "ioctl",
 };
 
 /* An open T2 file: one stream, read sequentially. */
@@ -987,6 +988,17 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
     fuse_reply_err(req, EROFS);
 }
 
+/* No file here takes an ioctl. Answered here rather than by libfuse so that it is counted:
+ * Python's open() asks isatty() (TCGETS) of every file, one request per open. ENOTTY is what
+ * the kernel made of libfuse's ENOSYS, so callers see no change. */
+static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
+                     struct fuse_file_info *fi, unsigned flags, const void *in_buf, size_t in_bufsz,
+                     size_t out_bufsz)
+{
+    count(req_fs(req), FS_OP_IOCTL);
+    fuse_reply_err(req, ENOTTY);
+}
+
 static const struct fuse_lowlevel_ops twinfs_ops = {
     .init = op_init,
     .lookup = op_lookup,
@@ -1020,6 +1032,7 @@ static const struct fuse_lowlevel_ops twinfs_ops = {
     .access = op_access,
     .create = op_create,
     .fallocate = op_fallocate,
+    .ioctl = op_ioctl,
 };
 
 const struct fuse_lowlevel_ops *twinfs_lowlevel_ops(void)
