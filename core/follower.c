@@ -38,8 +38,9 @@ struct follower {
     pthread_cond_t window; /* signalled on ack, asset deletion and stop */
     bool started, stopping, stopped;
     struct pending *pending;
-    json_t *assets;    /* id -> integer key of the live assets */
-    uint64_t next_key; /* keys are never reused, so a re-created asset's acks stay apart */
+    json_t *assets;      /* id -> integer key of the live assets */
+    json_t *last_offset; /* id -> offset of the last event delivered (offsets only grow) */
+    uint64_t next_key;   /* keys are never reused, so a re-created asset's acks stay apart */
     uint64_t snapshot_head;
     struct follower_status st;
 };
@@ -141,7 +142,8 @@ int follower_new(const struct follower_config *cfg, const struct follower_callba
     if (r < 0)
         goto fail;
     f->assets = json_object();
-    if (!f->assets) {
+    f->last_offset = json_object();
+    if (!f->assets || !f->last_offset) {
         r = -ENOMEM;
         goto fail;
     }
@@ -258,6 +260,7 @@ static int on_asset_record(struct follower *f, const struct record *rec)
                 recreated = true;
             } else {
                 json_object_del(f->assets, rec->asset);
+                json_object_del(f->last_offset, rec->asset);
             }
         }
     }
@@ -299,11 +302,28 @@ static int on_event_record(struct follower *f, const struct record *rec)
         pthread_mutex_unlock(&f->lock);
         return 0;
     }
+    /* An asset's offsets only grow. A repeated one would name the file of an event already
+     * shown, so the file system could not show it and no one could ever ack it: it would
+     * hold a slot of the window (and the watermark) for good. */
+    json_t *last = json_object_get(f->last_offset, rec->asset);
+    if (last && rec->offset <= (uint64_t)json_integer_value(last)) {
+        uint64_t prev = (uint64_t)json_integer_value(last);
+        handled(f, rec->seq);
+        f->st.bad_records++;
+        pthread_mutex_unlock(&f->lock);
+        notice(f, -EBADMSG,
+               "stream: bad record seq %" PRIu64 " skipped: offset %" PRIu64
+               " of %s is not above %" PRIu64 ", the last one delivered",
+               rec->seq, rec->offset, rec->asset, prev);
+        return 0;
+    }
     int r = pending_add(f->pending, rec->seq, key, rec->offset);
     if (r < 0) {
         pthread_mutex_unlock(&f->lock);
         return r;
     }
+    /* Offsets fit json_int_t: record_parse takes them from JSON integers. */
+    json_object_set_new(f->last_offset, rec->asset, json_integer((json_int_t)rec->offset));
     f->st.pending = pending_count(f->pending);
     f->st.last_seq = rec->seq;
     f->st.delivered++;
@@ -491,6 +511,7 @@ void follower_free(struct follower *f)
     twin_client_free(f->client);
     pending_free(f->pending);
     json_decref(f->assets);
+    json_decref(f->last_offset);
     pthread_cond_destroy(&f->window);
     pthread_mutex_destroy(&f->lock);
     free(f->url);

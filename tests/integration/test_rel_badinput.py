@@ -376,3 +376,37 @@ def test_hostile_t2_answers(fake, mount_of):
     assert m.proc.poll() is None
     assert m.status()["link"] == "up"
     m.wait_for(lambda: m.status()["t2_streams_open"] == 0, 30, "every T2 stream to close")
+
+
+def test_repeated_and_backward_offsets(fake, mount_of):
+    """Offsets of an asset only grow (docs/protocol.md). An event repeating an offset already
+    delivered, or going back, is a bad record: skipped, counted, logged once. Before the fix
+    it took a slot of the pending window for good (the file system could not show it next to
+    the first event of that offset, so no one could ever ack it): max_pending such records
+    stopped delivery, and the tracker's watermark stayed behind it."""
+    fake.assets = ["a"]
+    fake.add_record(**event(1, "a", 0, n=0))
+    fake.add_record(**event(2, "a", 0, n=900))  # same offset again
+    fake.add_record(**event(3, "a", 1, n=1))
+    fake.add_record(**event(4, "a", 1, n=901))  # and again
+    fake.add_record(**event(5, "a", 0, n=902))  # backwards
+    fake.add_record(**event(6, "a", 2, n=2))
+    m = mount_of(fake, max_pending=4)
+    m.wait_for(lambda: event_name(2, "Ping") in m.events("a"), 20, "the last event")
+    assert [read(m, "a", o)["data"]["n"] for o in range(3)] == [0, 1, 2]
+    for n in m.events("a"):
+        os.unlink(os.path.join(m.events_dir("a"), n))
+    st = m.status()
+    assert st["bad_records"] == 3, st
+    assert st["pending"] == 0, st
+    assert st["watermark"] == 6, st
+    assert count_bad_logged(m.log())[0] == {2: 1, 4: 1, 5: 1}
+    # the window is not clogged: more events than max_pending still flow
+    for k in range(10):
+        fake.add_record(**event(7 + k, "a", 3 + k, n=3 + k))
+    m.wait_for(lambda: len(m.events("a")) == 4, 20, "a full window")
+    for _ in range(3):
+        for n in m.events("a"):
+            os.unlink(os.path.join(m.events_dir("a"), n))
+        time.sleep(0.3)
+    m.wait_for(lambda: m.status()["watermark"] == 16, 20, "every event acked")
