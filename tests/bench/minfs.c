@@ -44,12 +44,13 @@ enum op {
     OP_READDIR,
     OP_READDIRPLUS,
     OP_FORGET,
+    OP_IOCTL,
     OP_OTHER,
     OP_COUNT
 };
 static const char *const op_names[OP_COUNT] = {
-    "lookup",  "getattr", "mknod",   "unlink",      "open",   "read", "flush",
-    "release", "opendir", "readdir", "readdirplus", "forget", "other"};
+    "lookup",  "getattr", "mknod",   "unlink",      "open",   "read",  "flush",
+    "release", "opendir", "readdir", "readdirplus", "forget", "ioctl", "other"};
 
 enum state { PENDING, VISIBLE, REMOVED };
 
@@ -376,6 +377,23 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
     fuse_reply_err(req, ENOSYS);
 }
 
+/* Counted (Python's open() asks isatty() of every file); ENOTTY as the kernel makes of ENOSYS. */
+static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
+                     struct fuse_file_info *fi, unsigned flags, const void *in_buf, size_t in_bufsz,
+                     size_t out_bufsz)
+{
+    (void)ino;
+    (void)cmd;
+    (void)arg;
+    (void)fi;
+    (void)flags;
+    (void)in_buf;
+    (void)in_bufsz;
+    (void)out_bufsz;
+    count(OP_IOCTL);
+    fuse_reply_err(req, ENOTTY);
+}
+
 static const struct fuse_lowlevel_ops ops = {
     .init = op_init,
     .lookup = op_lookup,
@@ -392,6 +410,7 @@ static const struct fuse_lowlevel_ops ops = {
     .forget = op_forget,
     .forget_multi = op_forget_multi,
     .getxattr = op_getxattr,
+    .ioctl = op_ioctl,
 };
 
 int main(int argc, char **argv)

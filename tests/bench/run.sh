@@ -37,9 +37,13 @@ if [ ! -x "$helpers/minfs" ] || [ ! -x "$helpers/consume" ]; then
   flags=(-O2 -Wall -Wextra -Werror -D_GNU_SOURCE -DFUSE_USE_VERSION=314)
   read -r -a fuse_cflags <<<"$(pkg-config --cflags fuse3)"
   read -r -a fuse_libs <<<"$(pkg-config --libs fuse3)"
-  cc "${flags[@]}" "${fuse_cflags[@]}" -o "$helpers/minfs" tests/bench/minfs.c \
-    "${fuse_libs[@]}" -lpthread
-  cc "${flags[@]}" -o "$helpers/consume" tests/bench/consume.c
+  if [ tests/bench/minfs.c -nt "$helpers/minfs" ]; then
+    cc "${flags[@]}" "${fuse_cflags[@]}" -o "$helpers/minfs" tests/bench/minfs.c \
+      "${fuse_libs[@]}" -lpthread
+  fi
+  if [ tests/bench/consume.c -nt "$helpers/consume" ]; then
+    cc "${flags[@]}" -o "$helpers/consume" tests/bench/consume.c
+  fi
 fi
 if [ -z "$out" ]; then
   if [ ${#quick[@]} -gt 0 ]; then out=$build/performance-quick.md; else out=docs/performance.md; fi
