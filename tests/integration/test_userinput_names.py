@@ -193,6 +193,7 @@ def test_odd_bytes_in_t2_types(twin_a, tmp_path):
     echo = Echo(twin_a, ODD_TYPES)
     try:
         with mounted(twin_a, tmp_path) as m:
+            settled(m)  # asset a is shown: its t2/ can be reached
             for t in ODD_TYPES:
                 assert read_all(t2_bytes(m, ASSET, t, b"n")) == b"n", t
     finally:

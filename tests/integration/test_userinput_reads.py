@@ -140,6 +140,7 @@ def test_t2_reads_go_forward_only(twin_a, tmp_path):
     total = 3 * 65536 + 123
     want = generated_bytes(total)
     with mounted(twin_a, tmp_path) as m:
+        events(m)  # asset a is shown: its t2/ can be reached
         fd = os.open(t2(m, "Generated", str(total)), os.O_RDONLY)
         try:
             for off in [0, 1, 100, 4096, total, total + 1] + FAR:

@@ -75,7 +75,11 @@ def daemon_threads(m):
 
 
 def quiet(m):
-    """Waits until no T2 file or stream is open in the daemon; returns its status."""
+    """Waits until asset a is shown (T2 paths go through its directory, made visible by the
+    materializer a moment after the mount) and no T2 file or stream is open in the daemon;
+    returns the status."""
+    m.wait_for(lambda: os.path.isdir(m.path("assets", "a")), 20, "asset a to show")
+
     def done():
         st = m.status()
         return st if st["t2_open"] == 0 and st["t2_streams_open"] == 0 else None
@@ -257,6 +261,10 @@ resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
 m = Mount(T, sys.argv[3], max_t2_open=1000)
 m.start()
 out = {"errs": {}, "held": 0}
+import time
+deadline = time.monotonic() + 20
+while not os.path.isdir(m.path("assets", "a")) and time.monotonic() < deadline:
+    time.sleep(0.02)
 try:
     held = []
     for i in range(400):
@@ -270,7 +278,6 @@ try:
     out["alive"] = m.proc.poll() is None
     for fd in held:
         os.close(fd)
-    import time
     deadline = time.monotonic() + 20
     while m.status()["t2_streams_open"] and time.monotonic() < deadline:
         time.sleep(0.05)
