@@ -209,14 +209,11 @@ static void on_stream_notice(void *userdata, int err, const char *message)
 static void on_bad_record(void *userdata, uint64_t seq, const char *reason)
 {
     struct follower *f = userdata;
+    /* The seq of a refused record is not trusted, so it moves neither the window nor the
+     * watermark: a bad line claiming a seq far ahead would otherwise hide every record
+     * below it, on disk too. The next good record moves them past it. */
     pthread_mutex_lock(&f->lock);
     f->st.bad_records++;
-    if (seq > 0) {
-        pending_advance(f->pending, seq);
-        advance_watermark(f);
-        if (seq > f->st.last_seq)
-            f->st.last_seq = seq;
-    }
     pthread_mutex_unlock(&f->lock);
     if (seq > 0)
         notice(f, -EBADMSG, "stream: bad record seq %" PRIu64 " skipped: %s", seq, reason);

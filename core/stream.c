@@ -24,6 +24,8 @@
 #include "twin_client.h"
 
 #define BACKOFF_MIN_S 0.1
+/* Seqs of bad records above last_seq remembered so a replay does not report them twice. */
+#define MAX_BAD_SEQS 64
 
 struct stream {
     struct stream_config cfg;
@@ -36,6 +38,11 @@ struct stream {
     pthread_cond_t cond;
     atomic_bool stop;
     uint64_t last_seq;
+    /* A refused line's seq is not trusted (a bad record claiming a seq far ahead must not
+     * make later records look replayed), so last_seq never moves for one; these remember
+     * which were reported. Stream thread only. */
+    uint64_t bad_seqs[MAX_BAD_SEQS];
+    size_t n_bad_seqs;
 
     /* Per connection, touched only by the stream thread. */
     double last_activity;
@@ -88,6 +95,30 @@ static void set_last_seq(struct stream *s, uint64_t seq)
     pthread_mutex_lock(&s->lock);
     s->last_seq = seq;
     pthread_mutex_unlock(&s->lock);
+    /* Bad records at or below the last good one are never sent again. */
+    size_t j = 0;
+    for (size_t i = 0; i < s->n_bad_seqs; i++)
+        if (s->bad_seqs[i] > seq)
+            s->bad_seqs[j++] = s->bad_seqs[i];
+    s->n_bad_seqs = j;
+}
+
+/* True if the bad record seq was reported already; else remembers it (forgetting the
+ * highest when full: the one least likely to be replayed soon). */
+static bool bad_seq_seen(struct stream *s, uint64_t seq)
+{
+    size_t top = 0;
+    for (size_t i = 0; i < s->n_bad_seqs; i++) {
+        if (s->bad_seqs[i] == seq)
+            return true;
+        if (s->bad_seqs[i] > s->bad_seqs[top])
+            top = i;
+    }
+    if (s->n_bad_seqs < MAX_BAD_SEQS)
+        s->bad_seqs[s->n_bad_seqs++] = seq;
+    else if (seq < s->bad_seqs[top])
+        s->bad_seqs[top] = seq;
+    return false;
 }
 
 static int on_line(void *userdata, const char *line, size_t len)
@@ -106,11 +137,9 @@ static int on_line(void *userdata, const char *line, size_t len)
     r = record_parse(line, len, &rec, &why);
     if (r < 0) {
         uint64_t seq = salvage_seq(line, len);
-        /* A bad record with a seq we have not seen is handled (skipped) for good; one we have
-         * seen is a replayed duplicate and is not reported twice. */
-        if (seq == 0 || seq > s->last_seq) {
-            if (seq > s->last_seq)
-                set_last_seq(s, seq);
+        /* Reported once: a bad record at or below the last good seq, or one reported since,
+         * is a replay after a reconnect. */
+        if (seq == 0 || (seq > s->last_seq && !bad_seq_seen(s, seq))) {
             if (s->cb.on_bad_record)
                 s->cb.on_bad_record(s->cb.userdata, seq, why ? why : "bad record");
         }

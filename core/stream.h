@@ -20,7 +20,8 @@ struct stream_callbacks {
      * or a negative errno to drop the connection (the stream reconnects unless stopping, and
      * resumes after the last record for which 0 was returned). May block (flow control). */
     int (*on_record)(void *userdata, const struct record *rec);
-    /* A line that is not a valid record: seq is its seq if one could be read, else 0. */
+    /* A line that is not a valid record: seq is its seq if one could be read, else 0 (only
+     * informative: it comes from a record that was refused). Reported once per seq. */
     void (*on_bad_record)(void *userdata, uint64_t seq, const char *reason);
     /* The link is up (answer 200 received) or down (lost or failed to connect). */
     void (*on_link)(void *userdata, bool up);
@@ -48,5 +49,6 @@ void stream_request_stop(struct stream *s);
 /* Stops the thread (if not yet), joins it and frees. Accepts NULL. */
 void stream_free(struct stream *s);
 
-/* The last seq delivered through on_record (or skipped as a bad record). */
+/* The last seq delivered through on_record (a bad record's seq is not trusted: it does not
+ * count). */
 uint64_t stream_last_seq(struct stream *s);

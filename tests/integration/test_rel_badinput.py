@@ -325,6 +325,11 @@ def test_hostile_t2_answers(fake, mount_of):
     fake.t2["ErrHtml"] = Answer(500, "text/html", b"<html>oops</html>")
     fake.t2["Err404Junk"] = Answer(404, "application/json", b"{junk")
     fake.t2["Teapot"] = Answer(418, "text/plain", b"short and stout")
+    fake.t2["LongType"] = Answer(200, "x/" + "y" * 60000, b"long type")
+    fake.t2["HugeType"] = Answer(200, "x/" + "y" * 200000, b"huge type")
+    fake.t2["ManyHeaders"] = Answer(200, "text/plain", b"many", headers={
+        "X-H%d" % i: "v" * 100 for i in range(3000)})
+    fake.t2["BadLength"] = Answer(200, "text/plain", b"body", headers={"Content-Length": "-5"})
     fake.add_record(**event(1, "a", 0))
     m = mount_of(fake, t2_timeout=3)
     m.wait_for(lambda: m.events("a"), 20, "the event")
@@ -373,6 +378,18 @@ def test_hostile_t2_answers(fake, mount_of):
         with pytest.raises(OSError):
             read_all(t2_path(m, rtype))
 
+    # oversized headers: served or refused with an errno, the mime xattr bounded
+    for rtype in ("LongType", "HugeType", "ManyHeaders", "BadLength"):
+        try:
+            body = read_all(t2_path(m, rtype))
+        except OSError:
+            continue
+        assert body in (b"long type", b"huge type", b"many", b"body"), rtype
+        try:
+            assert len(os.getxattr(t2_path(m, rtype), "user.twin.mime")) <= 65536
+        except OSError as e:
+            assert e.errno in (errno.ENODATA, errno.E2BIG, errno.ERANGE), rtype
+
     assert m.proc.poll() is None
     assert m.status()["link"] == "up"
     m.wait_for(lambda: m.status()["t2_streams_open"] == 0, 30, "every T2 stream to close")
@@ -410,3 +427,34 @@ def test_repeated_and_backward_offsets(fake, mount_of):
             os.unlink(os.path.join(m.events_dir("a"), n))
         time.sleep(0.3)
     m.wait_for(lambda: m.status()["watermark"] == 16, 20, "every event acked")
+
+
+@pytest.mark.parametrize("bad", [
+    '{"seq": 9000000000000000000, "kind": "event"}',
+    '{"seq": 9000000000000000000, "kind": "asset_created", "asset": "../x"}',
+    '{"seq": 9000000000000000000, "kind": "event", "asset": "a", "offset": 9, "data": 5}',
+])
+def test_bad_record_with_a_seq_far_ahead(fake, mount_of, tmp_path, bad):
+    """A refused record's seq is not trusted: a bad line claiming a seq far ahead must not
+    make the records after it look like replays. Before the fix, every later record was
+    dropped, and the watermark (on disk) jumped past them, so a restart lost them too."""
+    fake.assets = ["a"]
+    fake.add_record(**event(1, "a", 0, n=0))
+    fake.add_line(bad, seq=1)
+    fake.add_record(**event(2, "a", 1, n=1))
+    m = mount_of(fake)
+    m.wait_for(lambda: event_name(1, "Ping") in m.events("a"), 20, "the event after the bad one")
+    assert m.status()["bad_records"] == 1
+    assert m.status()["watermark"] < 9000000000000000000
+    # live records and a reconnect: still delivered, the bad line not reported again
+    fake.add_record(**event(3, "a", 2, n=2))
+    m.wait_for(lambda: event_name(2, "Ping") in m.events("a"), 20, "a live event")
+    fake.cut_streams()
+    fake.add_record(**event(4, "a", 3, n=3))
+    m.wait_for(lambda: event_name(3, "Ping") in m.events("a"), 20, "an event after a cut")
+    assert m.status()["bad_records"] == 1
+    assert sum(count_bad_logged(m.log())[0].values()) == 1
+    # a restart with the same tracker: the events not acked are all there again
+    m.stop()
+    m2 = mount_of(fake, tracker=m.tracker)
+    m2.wait_for(lambda: len(m2.events("a")) == 4, 20, "four events after a restart")
