@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs, builds (warnings are errors) and runs every test: the C unit tests and pytest
-# (through meson test), the static checks, and the unit tests again under ASan+UBSan.
+# (through meson test), the static checks, the unit tests and pytest again under ASan+UBSan
+# (tests/run_asan.sh), the unit tests under valgrind memcheck (tests/run_valgrind.sh) and each
+# libFuzzer target for FUZZ_SECONDS (default 30; tests/fuzz/run.sh).
 # Prints one closing line "tests: N passed, N failed" and exits non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -27,7 +29,7 @@ count_meson build
 
 step bash tests/static_checks.sh
 
-# Sanitizers: the unit tests under ASan+UBSan (pytest under ASan is tests/run_asan.sh).
+# Sanitizers: the unit tests under ASan+UBSan, then pytest (tests/run_asan.sh).
 CC=clang meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
   -Dintegration=false --wipe >/dev/null 2>&1 ||
   CC=clang meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
@@ -36,6 +38,15 @@ ninja -C build-asan || exit 1
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-asan --suite unit --print-errorlogs --num-processes 2
 count_meson build-asan
+
+# pytest against twinfs built with ASan+UBSan; any sanitizer report fails the step.
+step env ASAN_BUILD=build-asan bash tests/run_asan.sh
+
+# valgrind memcheck on the plain build's unit tests: any leak or bad access fails.
+step env VALGRIND_BUILD=build bash tests/run_valgrind.sh
+
+# Each fuzz target for a bounded time, from the seed corpora; a crash fails the step.
+step bash tests/fuzz/run.sh "${FUZZ_SECONDS:-30}"
 
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
