@@ -36,7 +36,8 @@ trap 'rm -f "$suppressions"' EXIT
 export ASAN_OPTIONS="suppressions=$suppressions:log_path=$reports/asan:exitcode=86:detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1:quarantine_size_mb=4:thread_local_quarantine_size_kb=64:malloc_context_size=5:allocator_release_to_os_interval_ms=50"
 export UBSAN_OPTIONS="log_path=$reports/ubsan:halt_on_error=1:print_stacktrace=1:exitcode=87"
 export LSAN_OPTIONS="log_path=$reports/lsan"
-export TWINFS_BUILD="$PWD/$build"
+TWINFS_BUILD="$(cd "$build" && pwd)" || exit 1
+export TWINFS_BUILD
 export TWINFS_SOURCE="$PWD"
 export TWINFS_SANITIZED=1
 
