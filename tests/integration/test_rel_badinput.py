@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from mountlib import Mount, event_name, wait_for
+from mountlib import Mount, event_name
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "reliability"))
