@@ -591,12 +591,24 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
 }
 
+/* Replies from a copy of the slice, not from buf: once the reply is written the reader may
+ * close and another worker free buf (the release) while this thread is still inside writev's
+ * return path; ASan's writev interceptor checks the buffer then and reports it. */
 static void reply_slice(fuse_req_t req, const char *buf, size_t len, size_t size, off_t off)
 {
-    if (off < 0 || (size_t)off >= len)
+    if (off < 0 || (size_t)off >= len) {
         fuse_reply_buf(req, NULL, 0);
-    else
-        fuse_reply_buf(req, buf + off, len - (size_t)off < size ? len - (size_t)off : size);
+        return;
+    }
+    size_t want = len - (size_t)off < size ? len - (size_t)off : size;
+    char *copy = malloc(want);
+    if (!copy) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    memcpy(copy, buf + off, want);
+    fuse_reply_buf(req, copy, want);
+    free(copy);
 }
 
 static void read_t2(fuse_req_t req, struct t2_handle *h, size_t size, off_t off)
