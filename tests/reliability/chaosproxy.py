@@ -281,8 +281,8 @@ class ChaosProxy:
                     dst.sendall(data)
                     moved += len(data)
                     self._count("bytes", len(data))
-        except OSError:
-            pass
+        except (OSError, ValueError):
+            pass  # cut_all closed a socket under select (ValueError: fd -1)
         finally:
             with self._lock:
                 self._conns.discard(client)

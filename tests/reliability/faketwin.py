@@ -26,7 +26,8 @@ added with seq=None are sent on every connection: transient junk such as bad JSO
 Answer modes: "normal" (the body, with Content-Length), "endless" (chunks forever, until the
 client goes), "slowloris" (the body one byte every `interval` seconds), "stall" (chunked
 headers, then nothing until limit_s, then a cut), "bad_chunked" (a chunked body with a bad
-chunk size line), "close" (the connection is closed without any answer). Every mode is bounded by `limit_s` so no thread outlives a test.
+chunk size line), "close" (the connection is closed without any answer). Every mode is
+bounded by `limit_s` so no thread outlives a test.
 """
 
 import json
