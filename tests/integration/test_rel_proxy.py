@@ -90,7 +90,7 @@ def test_stall_longer_than_the_heartbeat_timeout(twin, proxied):
     publish_pings(twin, "a", 10, start=10)
     t0 = time.monotonic()
     m.wait_for(lambda: len(m.events("a")) == 20, 40, "the events published during the stall")
-    assert 10 < time.monotonic() - t0 < 35
+    assert 5 < time.monotonic() - t0 < 35  # the dead link is noticed after 15 s of silence
     assert ns(m) == list(range(20))
     assert "link dead" in m.log()
 
