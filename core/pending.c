@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct entry {
     uint64_t seq;
@@ -154,8 +155,7 @@ static int ring_compact(struct pending *p)
 
     if (!ring)
         return -ENOMEM;
-    for (size_t i = 0; i < p->tab_cap; i++)
-        p->tab[i].seq = 0;
+    memset(p->tab, 0, p->tab_cap * sizeof(*p->tab));
     for (uint64_t pos = p->head; pos < p->tail; pos++) {
         const struct entry *e = at(p, pos);
         if (e->done)
