@@ -44,6 +44,7 @@ struct t2_stream {
     size_t ring_head; /* index of the oldest unread byte */
     size_t ring_len;  /* unread bytes */
     bool reader_waiting;
+    size_t reader_want; /* bytes the waiting reader would like before it is woken */
     bool writer_waiting;
 
     bool status_known; /* headers of the final answer seen */
@@ -132,7 +133,9 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
         memcpy(s->ring + tail, ptr + off, chunk);
         s->ring_len += chunk;
         off += chunk;
-        if (s->reader_waiting)
+        /* Wake the reader once it can fill its request (or the ring is full): one switch per
+         * request rather than one per network read. */
+        if (s->reader_waiting && (s->ring_len >= s->reader_want || s->ring_len == RING_SIZE))
             pthread_cond_broadcast(&s->cond);
     }
     pthread_mutex_unlock(&s->lock);
@@ -327,20 +330,42 @@ fail_nomem:
     return -ENOMEM;
 }
 
-ssize_t t2_stream_read(struct t2_stream *s, void *buf, size_t len)
+ssize_t t2_stream_read_timed(struct t2_stream *s, void *buf, size_t len, int timeout_ms)
 {
+    struct timespec deadline;
     size_t got = 0;
+
+    if (timeout_ms >= 0) {
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+    }
     pthread_mutex_lock(&s->lock);
     for (;;) {
         if (s->cancelled) {
             pthread_mutex_unlock(&s->lock);
             return -ESHUTDOWN;
         }
-        if (s->ring_len > 0 || s->done || len == 0)
+        /* Untimed: any byte will do. Timed: wait for a full request until the deadline, then
+         * take what is there, so bytes that arrived are never held back for long. */
+        size_t want = timeout_ms < 0 ? 1 : len;
+        if (s->ring_len >= want || s->ring_len == RING_SIZE || s->done || len == 0)
             break;
         s->reader_waiting = true;
-        pthread_cond_wait(&s->cond, &s->lock);
+        s->reader_want = want;
+        int r = timeout_ms < 0 ? pthread_cond_wait(&s->cond, &s->lock)
+                               : pthread_cond_timedwait(&s->cond, &s->lock, &deadline);
         s->reader_waiting = false;
+        if (r == ETIMEDOUT) {
+            if (s->ring_len > 0)
+                break;
+            pthread_mutex_unlock(&s->lock);
+            return -EAGAIN;
+        }
     }
     while (got < len && s->ring_len > 0) {
         size_t chunk = s->ring_len;
@@ -363,6 +388,11 @@ ssize_t t2_stream_read(struct t2_stream *s, void *buf, size_t len)
     }
     pthread_mutex_unlock(&s->lock);
     return (ssize_t)got;
+}
+
+ssize_t t2_stream_read(struct t2_stream *s, void *buf, size_t len)
+{
+    return t2_stream_read_timed(s, buf, len, -1);
 }
 
 const char *t2_stream_mime(const struct t2_stream *s)

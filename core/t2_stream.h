@@ -30,6 +30,12 @@ int t2_stream_open(struct twin_client *c, const char *asset, const char *type, c
  * response, -EIO if the response was cut (TWIN_CUT), -ESHUTDOWN after t2_stream_cancel. */
 ssize_t t2_stream_read(struct t2_stream *s, void *buf, size_t len);
 
+/* Like t2_stream_read, but waits at most timeout_ms (< 0: no limit) and prefers to fill buf:
+ * it returns once len bytes are there, or the ring is full, or the response ended, or the
+ * deadline passed with at least one byte. Returns -EAGAIN if the deadline passed with none,
+ * so the caller can check for an interrupt or a shutdown and wait again. */
+ssize_t t2_stream_read_timed(struct t2_stream *s, void *buf, size_t len, int timeout_ms);
+
 /* The mime of the response (Content-Type), never NULL once open succeeded. */
 const char *t2_stream_mime(const struct t2_stream *s);
 

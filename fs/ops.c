@@ -611,6 +611,11 @@ static void reply_slice(fuse_req_t req, const char *buf, size_t len, size_t size
     free(copy);
 }
 
+/* How long a T2 read waits to fill its request once it has bytes, and how often a read that has
+ * none looks for an interrupt or a shutdown. */
+#define T2_FILL_WAIT_MS  20
+#define T2_IDLE_CHECK_MS 200
+
 static void read_t2(fuse_req_t req, struct t2_handle *h, size_t size, off_t off)
 {
     char *buf = malloc(size ? size : 1);
@@ -627,9 +632,22 @@ static void read_t2(fuse_req_t req, struct t2_handle *h, size_t size, off_t off)
     } else if (h->err) {
         err = h->err;
     } else {
-        /* Fill the request: fewer, larger replies make the transfer cheaper. */
+        /* Fill the request when the bytes come fast (fewer, larger replies are cheaper), but
+         * never hold back bytes that arrived from a slow provider for more than a moment; and
+         * while nothing comes, look up now and then for an interrupt (Ctrl-C of the reader)
+         * or the end of the session, so neither waits for a silent provider. */
         while (got < size) {
-            ssize_t r = t2_stream_read(h->stream, buf + got, size - got);
+            ssize_t r = t2_stream_read_timed(h->stream, buf + got, size - got,
+                                             got ? T2_FILL_WAIT_MS : T2_IDLE_CHECK_MS);
+            if (r == -EAGAIN) {
+                if (got)
+                    break;
+                if (fuse_req_interrupted(req) || fuse_session_exited(req_fs(req)->se)) {
+                    err = EINTR;
+                    break;
+                }
+                continue;
+            }
             if (r == 0)
                 break;
             if (r < 0) {

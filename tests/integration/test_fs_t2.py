@@ -174,3 +174,46 @@ def test_max_t2_open_is_emfile(t2_twin, tmp_path):
         m.wait_for(lambda: m.status()["t2_open"] == 0, 5, "streams closed")
         with open(t2_path(m, "a", "Docs", "hello.txt"), "rb") as f:
             assert f.read() == b"hello from the provider\n"
+
+
+def test_slow_provider_bytes_are_not_held_back_and_sigterm_is_not_blocked(twin, tmp_path):
+    """Regression: a T2 read waited to fill the whole FUSE request, so a slow provider's first
+    bytes stayed invisible until the response ended; and a read blocked on a silent provider
+    kept twinfs from stopping on SIGTERM."""
+    import signal
+    twin.create_asset("a1")
+    twin.provider_register("Slow")
+    with mounted(twin, tmp_path) as m:
+        m.wait_for(lambda: os.path.isdir(m.path("assets", "a1")), 10, "asset a1")
+        got = {}
+
+        def reader():
+            try:
+                with open(t2_path(m, "a1", "Slow", "x"), "rb", buffering=0) as f:
+                    got["first"] = f.read(100)
+                    got["first_at"] = time.monotonic()
+                    got["second"] = f.read(100)
+            except OSError as e:
+                got["err"] = e.errno
+
+        th = threading.Thread(target=reader, daemon=True)
+        th.start()
+        req = twin.provider_next("Slow", wait=10)
+        sent_at = time.monotonic()
+        twin.provider_chunk(req["id"], "text/plain", b"hello")
+        wait_deadline = time.monotonic() + 5
+        while "first" not in got and time.monotonic() < wait_deadline:
+            time.sleep(0.02)
+        assert got.get("first") == b"hello", got
+        assert got["first_at"] - sent_at < 2.0
+
+        # The reader now waits on a silent provider; SIGTERM must still stop twinfs.
+        m.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = m.proc.wait(10)
+        finally:
+            if m.proc.poll() is None:
+                twin.provider_end(req["id"])
+        assert rc == 0
+        th.join(10)
+        assert not th.is_alive()
