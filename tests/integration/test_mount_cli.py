@@ -82,9 +82,12 @@ class Runner:
                               stdin=subprocess.DEVNULL)
 
     def popen(self, *args, env=None):
+        # A test run under nohup would pass SIGHUP on ignored, and twinfs rightly keeps a
+        # nohup's wish; the stop tests want the default a terminal gives.
         p = subprocess.Popen([twinfs_binary()] + [str(a) for a in args], env=env or self.env,
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
         self.procs.append(p)
         return p
 
