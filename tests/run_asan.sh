@@ -27,7 +27,8 @@ if [ "${TWINFS_ASAN_STRICT:-0}" = 1 ]; then
 else
   echo "interceptor_via_lib:libfuse3.so.3" >"$suppressions"
 fi
-trap 'rm -f "$suppressions"' EXIT
+# The reports directory goes too when it is empty, also if this script is interrupted.
+trap 'rm -f "$suppressions"; rmdir "$reports" 2>/dev/null' EXIT
 # exitcode: a report also fails the process, so a foreground twinfs's status shows it.
 # Memory: the tests that bound twinfs's RSS (64 MiB with 1000 pending events, or for a 1 GiB
 # T2 read) must measure twinfs, not ASan: a 4 MiB quarantine (default 256; freed memory is
