@@ -9,6 +9,8 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -51,6 +53,7 @@ struct t2_stream {
     long status;
     bool done; /* the transfer ended */
     CURLcode result;
+    long os_errno;  /* the OS error of a failed connect (CURLINFO_OS_ERRNO) */
     bool closing;   /* close: the transfer must end */
     bool cancelled; /* reads return -ESHUTDOWN */
     char *mime;
@@ -157,9 +160,23 @@ static void *transfer_main(void *arg)
 {
     struct t2_stream *s = arg;
     CURLcode rc = curl_easy_perform(s->h);
+    long os_errno = 0;
+    /* Why a connect failed: the process out of fds is not the twin being unreachable. */
+    if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) {
+        curl_easy_getinfo(s->h, CURLINFO_OS_ERRNO, &os_errno);
+        /* curl keeps no errno when socket() itself failed: ask the same question again. */
+        if (os_errno == 0) {
+            int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fd < 0)
+                os_errno = errno;
+            else
+                close(fd);
+        }
+    }
     pthread_mutex_lock(&s->lock);
     s->done = true;
     s->result = rc;
+    s->os_errno = os_errno;
     if (!s->status_known && s->status == 0)
         curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &s->status);
     pthread_cond_broadcast(&s->cond);
@@ -317,7 +334,12 @@ int t2_stream_open(struct twin_client *c, const char *asset, const char *type, c
         return 0;
     }
     e = timed_out ? TWIN_T2_TIMEOUT : classify_failure(s);
+    long os_errno = timed_out ? 0 : s->os_errno;
     pthread_mutex_unlock(&s->lock);
+    if (os_errno == EMFILE || os_errno == ENFILE) {
+        stream_destroy(s);
+        return -(int)os_errno; /* *ret_error stays TWIN_FAILED */
+    }
     stream_destroy(s);
     if (ret_error)
         *ret_error = e;

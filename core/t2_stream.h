@@ -15,7 +15,7 @@ struct t2_stream;
 struct twin_client;
 
 /* Bound on concurrent streams across the process; past it open fails with -EMFILE. */
-#define T2_STREAM_MAX_OPEN 256
+#define T2_STREAM_MAX_OPEN 4096
 /* Bytes buffered per stream. */
 #define T2_STREAM_BUFFER ((size_t)1024 * 1024)
 

@@ -4,6 +4,7 @@
 #include "fs_internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -224,6 +225,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     int err;
 
     count(fs, FS_OP_LOOKUP);
+    /* The kernel hands FUSE names longer than NAME_MAX; no name here has more than 255 bytes
+     * (statfs says so), and every other name operation is preceded by this lookup. */
+    if (strlen(name) > NAME_MAX) {
+        fuse_reply_err(req, ENAMETOOLONG);
+        return;
+    }
     pthread_mutex_lock(&fs->tree.lock);
     struct node *p = tree_get(&fs->tree, parent);
     struct node *n = p ? find_child(fs, p, name, &err) : NULL;
@@ -377,6 +384,13 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     int err = 0;
 
     count(fs, FS_OP_UNLINK);
+    /* With allow_other, other users may read, but an ack is the owner's (or root's): the
+     * directories say r-x, and without default_permissions the kernel leaves that to us. */
+    uid_t caller = fuse_req_ctx(req)->uid;
+    if (caller != fs->uid && caller != 0) {
+        fuse_reply_err(req, EACCES);
+        return;
+    }
     pthread_mutex_lock(&fs->tree.lock);
     struct node *p = tree_get(&fs->tree, parent);
     if (!p || p->kind != NODE_EVENTS) {

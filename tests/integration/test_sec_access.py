@@ -115,8 +115,6 @@ def test_allow_other_lets_others_read(demo_twin, shared_dir):
             assert got[k] == "0", (k, got)
 
 
-@pytest.mark.xfail(strict=True, reason="fs/: with allow_other any uid can unlink (ack) the "
-                   "owner's events although events/ is r-x; fix: unlink checks the caller's uid")
 def test_allow_other_others_cannot_ack(demo_twin, shared_dir):
     m = Mount(demo_twin, shared_dir, allow_other=True)
     with m:

@@ -106,8 +106,6 @@ LONG_PLACES = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="fs/ops.c: names of 256..4095 bytes reach op_lookup, which "
-                   "answers ENOENT (EINVAL under t2/) instead of ENAMETOOLONG")
 @pytest.mark.parametrize("length", [256, 300, 1024, 2000])
 @pytest.mark.parametrize("where,pattern", LONG_PLACES, ids=[p[0] for p in LONG_PLACES])
 def test_long_names_are_enametoolong(twin_a, tmp_path, where, pattern, length):

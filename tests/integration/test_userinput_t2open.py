@@ -236,8 +236,6 @@ def test_daemon_raises_its_fd_limit(twin_a, tmp_path, many_fds):
         m.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="core/t2_stream.h: T2_STREAM_MAX_OPEN (256) caps every "
-                   "max_t2_open above 256 (mount/ accepts up to 4096): EMFILE at the 257th")
 def test_max_t2_open_above_256_is_honoured(twin_a, tmp_path):
     with mounted(twin_a, tmp_path, max_t2_open=1000) as m:
         quiet(m)
@@ -312,9 +310,6 @@ def test_daemon_out_of_fds_keeps_serving(twin_a, tmp_path):
     assert out["acked"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="core/t2_stream.c maps curl's failed connect to "
-                   "EHOSTUNREACH even when socket() failed with EMFILE: the user is told the "
-                   "twin is unreachable")
 def test_daemon_out_of_fds_says_emfile(twin_a, tmp_path):
     out = out_of_fds(twin_a, tmp_path)
     assert set(out["errs"]) <= {"EMFILE", "ENFILE"}, out["errs"]
