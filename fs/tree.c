@@ -197,11 +197,9 @@ void tree_unlink_node(struct tree *t, struct node *n)
 {
     name_tab_remove(t, n);
     n->state = NODE_REMOVED;
-    if (n->kind == NODE_EVENT) {
-        free(n->u.ev.content); /* memory stays bounded by the unacked events */
-        n->u.ev.content = NULL;
-        n->u.ev.content_len = 0;
-    }
+    /* An event's bytes stay until the kernel forgets the node: a file open when it was acked
+     * still reads whole, as on any filesystem. The kernel forgets an unlinked inode as soon as
+     * nothing holds it open, so memory stays bounded by the unacked and the open events. */
     tree_maybe_free(t, n);
 }
 

@@ -110,3 +110,24 @@ def test_racing_unlinks_exactly_one_wins(twin, tmp_path):
     # ...while a new tracker sees them all: the check above can fail
     with Mount(twin, tmp_path) as m:
         m.wait_for(lambda: len(m.events("race")) == total + 1, 30, "full replay")
+
+
+def test_open_event_reads_whole_after_its_unlink(twin, tmp_path):
+    """Regression: the ack freed the event's bytes and zeroed its size at once, so a consumer
+    that had the file open (or read it after a racing unlink) read an empty file. As on any
+    filesystem, an open file keeps its content after the unlink."""
+    setup_ping(twin, ["a"])
+    publish_pings(twin, "a", 50)
+    with Mount(twin, tmp_path) as m:
+        m.wait_for(lambda: len(m.events("a")) == 50, 20, "50 events")
+        for name in m.events("a"):
+            path = os.path.join(m.events_dir("a"), name)
+            with open(path, "rb") as keep:
+                want = keep.read()
+                assert want.startswith(b"{")
+            with open(path, "rb") as f:
+                os.unlink(path)
+                os.stat(f.fileno())  # the kernel asks the daemon for the attributes again
+                assert f.read() == want
+                assert os.pread(f.fileno(), 10, 0) == want[:10]
+        assert m.events("a") == []
