@@ -113,6 +113,8 @@ def test_deleted_asset_disappears(twin, tmp_path):
         st_before = m.status()
         twin.delete_asset("gone")
         m.wait_for(lambda: "gone" not in os.listdir(m.path("assets")), 10, "asset gone")
+        # The kernel's cached entry goes when the materializer tells it, a moment later.
+        m.wait_for(lambda: not os.path.exists(m.path("assets", "gone")), 5, "entry gone")
         with pytest.raises(FileNotFoundError):
             os.stat(m.path("assets", "gone"))
         assert "stays" in os.listdir(m.path("assets"))

@@ -45,6 +45,8 @@ def t2_twin(tmp_path):
 
 def test_small_files_and_mime(t2_twin, tmp_path):
     with mounted(t2_twin, tmp_path) as m:
+        # assets/a appears once the materializer made it (later on a loaded machine).
+        m.wait_for(lambda: os.path.isdir(m.path("assets", "a")), 10, "asset a")
         p = t2_path(m, "a", "Docs", "hello.txt")
         st = os.stat(p)
         assert st.st_size == 0 and (st.st_mode & 0o777) == 0o444
