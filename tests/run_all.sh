@@ -48,5 +48,9 @@ step env VALGRIND_BUILD=build bash tests/run_valgrind.sh
 # Each fuzz target for a bounded time, from the seed corpora; a crash fails the step.
 step bash tests/fuzz/run.sh "${FUZZ_SECONDS:-30}"
 
+# The benchmark suite, scaled down: it measures and reports (build/performance-quick.md) and
+# fails only if a benchmark could not run; speed targets are judged in docs/performance.md.
+step env TWINFS_BUILD=build bash tests/bench/run.sh --quick --out build/performance-quick.md
+
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
