@@ -456,7 +456,7 @@ class Soak:
                       if key in first_ack and t > first_ack[key]]
         missing = sorted(k for k in truth if not any(n >= 0 for n in reads.get(k, ())))
         # n -2: the file was open when another consumer's unlink won, and the read then
-        # returned no bytes (an fs/ finding, reported apart: see docs/reliability.md)
+        # returned no bytes (found by this soak, fixed in fs/ by 168de6a)
         empty = sum(1 for ns in reads.values() for n in ns if n == -2)
         wrong = sorted(k for k, ns in reads.items()
                        if k in truth and any(n != truth[k] and n != -2 for n in ns))
@@ -523,6 +523,9 @@ class Soak:
         if violations:
             failures.append("%d observations after a successful unlink, e.g. %s"
                             % (len(violations), violations[:5]))
+        if empty:
+            failures.append("%d reads returned an empty file (open before a racing unlink)"
+                            % empty)
         if acked_twice:
             failures.append("%d events unlinked with 0 twice" % acked_twice)
         if self.counts["crashes"]:
