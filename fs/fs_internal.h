@@ -47,6 +47,13 @@ enum fs_op {
 
 extern const char *const fs_op_names[FS_OP_COUNT];
 
+/* Every open T2 or status file, so that those still open when the session ends (the kernel
+ * sends no release after an unmount) are closed by twinfs_free rather than leaked. */
+struct open_handle {
+    struct open_handle *prev, *next;
+    void (*destroy)(struct open_handle *h);
+};
+
 struct twinfs {
     struct twinfs_options opt;
     char *mountpoint;
@@ -72,6 +79,8 @@ struct twinfs {
 
     atomic_uint t2_open;
     atomic_ullong t2_requests;
+    pthread_mutex_t handles_lock;
+    struct open_handle handles; /* list head of the open files */
     atomic_ullong ops[FS_OP_COUNT];
 };
 
@@ -92,6 +101,9 @@ void materializer_init_done(struct twinfs *fs);
 /* Asks the materializer to stop and waits up to timeout_ms for it (0: forever). Returns 0 or
  * -ETIMEDOUT (it is blocked in a call on the mount; call again once the session is closed). */
 int materializer_stop(struct twinfs *fs, unsigned timeout_ms);
+
+/* Closes and frees the files still open; only once the session loop has ended. */
+void handles_close_all(struct twinfs *fs);
 
 /* The status file's content: a malloc'd JSON text, or NULL on ENOMEM. */
 char *status_render(struct twinfs *fs, size_t *ret_len);

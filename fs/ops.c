@@ -54,6 +54,8 @@ const char *const fs_op_names[FS_OP_COUNT] = {
 
 /* An open T2 file: one stream, read sequentially. */
 struct t2_handle {
+    struct open_handle link; /* first: a t2_handle is an open_handle */
+    struct twinfs *fs;
     struct t2_stream *stream;
     pthread_mutex_t lock; /* one reader at a time; the kernel may send reads on any thread */
     uint64_t pos;
@@ -62,9 +64,62 @@ struct t2_handle {
 
 /* An open status file: a snapshot taken at open. */
 struct status_handle {
+    struct open_handle link; /* first: a status_handle is an open_handle */
     char *text;
     size_t len;
 };
+
+static void handle_track(struct twinfs *fs, struct open_handle *h,
+                         void (*destroy)(struct open_handle *h))
+{
+    h->destroy = destroy;
+    pthread_mutex_lock(&fs->handles_lock);
+    h->next = &fs->handles;
+    h->prev = fs->handles.prev;
+    h->prev->next = h;
+    fs->handles.prev = h;
+    pthread_mutex_unlock(&fs->handles_lock);
+}
+
+/* Unlinks h from the open files and destroys it. */
+static void handle_release(struct twinfs *fs, struct open_handle *h)
+{
+    pthread_mutex_lock(&fs->handles_lock);
+    h->prev->next = h->next;
+    h->next->prev = h->prev;
+    pthread_mutex_unlock(&fs->handles_lock);
+    h->destroy(h);
+}
+
+void handles_close_all(struct twinfs *fs)
+{
+    pthread_mutex_lock(&fs->handles_lock);
+    while (fs->handles.next != &fs->handles) {
+        struct open_handle *h = fs->handles.next;
+        h->prev->next = h->next;
+        h->next->prev = h->prev;
+        pthread_mutex_unlock(&fs->handles_lock);
+        h->destroy(h);
+        pthread_mutex_lock(&fs->handles_lock);
+    }
+    pthread_mutex_unlock(&fs->handles_lock);
+}
+
+static void t2_handle_destroy(struct open_handle *oh)
+{
+    struct t2_handle *h = (struct t2_handle *)oh;
+    t2_stream_close(h->stream);
+    pthread_mutex_destroy(&h->lock);
+    atomic_fetch_sub(&h->fs->t2_open, 1);
+    free(h);
+}
+
+static void status_handle_destroy(struct open_handle *oh)
+{
+    struct status_handle *h = (struct status_handle *)oh;
+    free(h->text);
+    free(h);
+}
 
 static struct twinfs *req_fs(fuse_req_t req)
 {
@@ -523,6 +578,8 @@ static void open_t2(struct twinfs *fs, fuse_req_t req, fuse_ino_t ino, struct fu
         goto out;
     }
     pthread_mutex_init(&h->lock, NULL);
+    h->fs = fs;
+    handle_track(fs, &h->link, t2_handle_destroy);
     char *mime = strdup(t2_stream_mime(h->stream));
     pthread_mutex_lock(&fs->tree.lock);
     n = tree_get(&fs->tree, ino);
@@ -537,13 +594,8 @@ static void open_t2(struct twinfs *fs, fuse_req_t req, fuse_ino_t ino, struct fu
     fi->direct_io = 1;   /* the size is unknown until the end */
     fi->nonseekable = 1; /* a stream: reads go forward only */
     fi->noflush = 1;
-    if (fuse_reply_open(req, fi) < 0) {
-        /* The opener is gone (interrupted): no release will come. */
-        t2_stream_close(h->stream);
-        pthread_mutex_destroy(&h->lock);
-        free(h);
-        atomic_fetch_sub(&fs->t2_open, 1);
-    }
+    if (fuse_reply_open(req, fi) < 0)
+        handle_release(fs, &h->link); /* the opener is gone (interrupted): no release comes */
 out:
     free(asset);
     free(type);
@@ -587,13 +639,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             fuse_reply_err(req, ENOMEM);
             return;
         }
+        handle_track(fs, &h->link, status_handle_destroy);
         fi->fh = (uintptr_t)h;
         fi->direct_io = 1;
         fi->noflush = 1;
-        if (fuse_reply_open(req, fi) < 0) {
-            free(h->text);
-            free(h);
-        }
+        if (fuse_reply_open(req, fi) < 0)
+            handle_release(fs, &h->link);
         return;
     }
     case NODE_T2_FILE:
@@ -749,17 +800,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     struct node *n = tree_get(&fs->tree, ino);
     enum node_kind kind = n ? n->kind : NODE_ROOT;
     pthread_mutex_unlock(&fs->tree.lock);
-    if (kind == NODE_STATUS && fi->fh) {
-        struct status_handle *h = (struct status_handle *)(uintptr_t)fi->fh;
-        free(h->text);
-        free(h);
-    } else if (kind == NODE_T2_FILE && fi->fh) {
-        struct t2_handle *h = (struct t2_handle *)(uintptr_t)fi->fh;
-        t2_stream_close(h->stream);
-        pthread_mutex_destroy(&h->lock);
-        free(h);
-        atomic_fetch_sub(&fs->t2_open, 1);
-    }
+    if ((kind == NODE_STATUS || kind == NODE_T2_FILE) && fi->fh)
+        handle_release(fs, (struct open_handle *)(uintptr_t)fi->fh);
     fuse_reply_err(req, 0);
 }
 

@@ -231,6 +231,8 @@ int twinfs_new(const struct twinfs_options *opt, twinfs_log_fn log, struct twinf
     if (r < 0)
         goto fail_alloc;
     pthread_cond_init(&fs->mq_cond, NULL);
+    pthread_mutex_init(&fs->handles_lock, NULL);
+    fs->handles.prev = fs->handles.next = &fs->handles;
 
     struct follower_callbacks cb = {
         .on_asset_created = cb_asset_created,
@@ -300,7 +302,9 @@ void twinfs_free(struct twinfs *fs)
         return;
     follower_stop(fs->follower); /* no more callbacks; every ack is on disk */
     materializer_stop(fs, 0);
+    handles_close_all(fs); /* T2 streams use the follower's client: before follower_free */
     follower_free(fs->follower);
+    pthread_mutex_destroy(&fs->handles_lock);
     pthread_cond_destroy(&fs->mq_cond);
     tree_destroy(&fs->tree);
     free(fs->mountpoint);
