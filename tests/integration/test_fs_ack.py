@@ -6,6 +6,7 @@ import errno
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -131,3 +132,50 @@ def test_open_event_reads_whole_after_its_unlink(twin, tmp_path):
                 assert f.read() == want
                 assert os.pread(f.fileno(), 10, 0) == want[:10]
         assert m.events("a") == []
+
+
+LISTER = r"""
+import os, sys, time
+d, stop_file, out = sys.argv[1], sys.argv[2], sys.argv[3]
+with open(out, "w") as f:
+    while not os.path.exists(stop_file):
+        t = time.monotonic()
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        f.write("%r %s\n" % (t, " ".join(names)))
+"""
+
+
+def test_listing_started_after_an_ack_never_shows_it(twin, tmp_path):
+    """Regression: with opendir answered ENOSYS the kernel cached directory listings, and a
+    listing that started after an unlink had returned 0 could still show the acked event
+    (found by the long soak: 2 in 200k). Two listers run while every event is unlinked."""
+    n = 3000
+    setup_ping(twin, ["a"])
+    publish_pings(twin, "a", n)
+    with Mount(twin, tmp_path) as m:
+        m.wait_for(lambda: len(m.events("a")) == n, 30, "%d events" % n)
+        d = m.events_dir("a")
+        stop = tmp_path / "stop"
+        outs = [tmp_path / ("list%d" % i) for i in range(2)]
+        listers = [subprocess.Popen([sys.executable, "-c", LISTER, d, str(stop), str(o)])
+                   for o in outs]
+        acked_at = {}
+        try:
+            for name in sorted(os.listdir(d)):
+                os.unlink(os.path.join(d, name))
+                acked_at[name] = time.monotonic()
+        finally:
+            stop.touch()
+            for p in listers:
+                p.wait(30)
+        stale = []
+        for o in outs:
+            for line in o.read_text().splitlines():
+                t, _, names = line.partition(" ")
+                for name in names.split():
+                    if name in acked_at and float(t) > acked_at[name]:
+                        stale.append((name, float(t) - acked_at[name]))
+        assert stale == [], "listed after its ack returned: %d, e.g. %s" % (len(stale), stale[:3])
