@@ -316,6 +316,7 @@ def test_kill9_right_after_acks_keeps_every_printed_ack(tmp_path, tracker):
         ex.wait_for(lambda e: len(e.acks()) >= 700, timeout=60)
         ex.kill()
         acked = set(ex.acks())
+        delivered_first = {e[0] for e in ex.events()}
         assert len(acked) >= 700
 
         ex = Example(tw.url, tracker, log_dir=tmp_path).start()
@@ -324,8 +325,11 @@ def test_kill9_right_after_acks_keeps_every_printed_ack(tmp_path, tracker):
         assert ex.stop() == 0
         again = {e[0] for e in ex.events()}
         assert not acked & again, "acked events delivered again after kill -9"
-        # At-least-once: everything is handled by one run or the other.
-        assert acked | again == {r["seq"] for r in twin_events(tw)}
+        # At-least-once: everything is handled by one run or the other, except an event whose
+        # ack reached the disk while the kill came before its "ack" line was printed: at most
+        # the one event in flight, delivered by the first run.
+        unseen = {r["seq"] for r in twin_events(tw)} - (acked | again)
+        assert len(unseen) <= 1 and unseen <= delivered_first - acked, unseen
     finally:
         tw.stop()
 
