@@ -44,8 +44,8 @@ def wait_for(pred, timeout=10.0, what="condition", interval=0.02):
         if last:
             return last
         if time.monotonic() > deadline:
-            raise AssertionError("timed out after %ss waiting for %s (last error %r)"
-                                 % (timeout, what, err))
+            raise AssertionError("timed out after %ss waiting for %s (last value %.200r, "
+                                 "last error %r)" % (timeout, what, last, err))
         time.sleep(interval)
 
 
