@@ -1007,12 +1007,26 @@ static void xattr_walk_node(struct node *n, struct xattr_walk *w)
     }
 }
 
+/* twinfs keeps attributes in the user namespace only. Any other namespace (security.selinux,
+ * system.posix_acl_access, trusted.*) is "not supported here", EOPNOTSUPP, not "absent",
+ * ENODATA: `ls -l` asks for the SELinux label and the ACL of every file, and on EOPNOTSUPP
+ * it stops asking for the rest of the device (coreutils' per-device cache), where ENODATA
+ * costs two or three round trips per file. */
+static bool xattr_namespace_supported(const char *name)
+{
+    return strncmp(name, "user.", 5) == 0;
+}
+
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     struct twinfs *fs = req_fs(req);
     struct xattr_walk w = {.want = name};
 
     count(fs, FS_OP_GETXATTR);
+    if (!xattr_namespace_supported(name)) {
+        fuse_reply_err(req, EOPNOTSUPP);
+        return;
+    }
     pthread_mutex_lock(&fs->tree.lock);
     struct node *n = tree_get(&fs->tree, ino);
     if (n)
