@@ -96,6 +96,22 @@ def test_one_gib_streams_with_bounded_rss(twin, tmp_path):
         assert 0 < peak[0] < 64 * 1024, "twinfs RSS peaked at %d KiB" % peak[0]
 
 
+def test_cat_reads_a_stream_in_mib_requests(twin, tmp_path):
+    """T2 files say st_blksize 1 MiB, so cat (and cp, dd) read 1 MiB at a time: a 64 MiB
+    stream is about 64 read requests, not the 512 of cat's 128 KiB default."""
+    size = 64 << 20
+    setup_ping(twin, ["a"])
+    with mounted(twin, tmp_path) as m:
+        path = t2_path(m, "a", "Generated", str(size))
+        assert os.stat(path).st_blksize == 1 << 20
+        before = m.status()["requests"]["read"]
+        r = subprocess.run("cat '%s' | sha256sum" % path, shell=True, capture_output=True,
+                           check=True, timeout=120)
+        assert r.stdout.split()[0].decode() == generated_sha256(size)
+        reads = m.status()["requests"]["read"] - before
+        assert 64 <= reads <= 128, reads
+
+
 def test_failures_errno_at_open(t2_twin, tmp_path):
     tw = t2_twin
     with mounted(tw, tmp_path, t2_timeout=1) as m:
