@@ -191,10 +191,17 @@ int record_parse(const char *line, size_t len, struct record *ret, const char **
 
     memset(ret, 0, sizeof(*ret));
     root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+    /* Out of memory says nothing about the line, and the caller must not skip the line for it.
+     * jansson leaves the error text empty when an allocation fails, except inside a token,
+     * which it reports as a syntax error: a second try tells those apart once memory is back
+     * (a bad line costs two parses; bad lines are rare). */
+    if (!root && jerr.text[0] != '\0')
+        root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
+        bool oom = jerr.text[0] == '\0';
         if (ret_err)
-            *ret_err = "not valid JSON";
-        return -EBADMSG;
+            *ret_err = oom ? "out of memory" : "not valid JSON";
+        return oom ? -ENOMEM : -EBADMSG;
     }
     if (!json_is_object(root))
         FAIL(-EBADMSG, "not a JSON object");

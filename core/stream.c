@@ -135,6 +135,13 @@ static int on_line(void *userdata, const char *line, size_t len)
         return 0;
     }
     r = record_parse(line, len, &rec, &why);
+    if (r == -ENOMEM) {
+        /* Not the record's fault: skipping it would lose it. Cut the connection; the
+         * reconnect (after a backoff that lets memory come back) reads it again. */
+        record_clear(&rec);
+        s->abort_err = r;
+        return r;
+    }
     if (r < 0) {
         uint64_t seq = salvage_seq(line, len);
         /* Reported once: a bad record at or below the last good seq, or one reported since,

@@ -1,5 +1,7 @@
 /* test_record: stream lines parsed, and every kind of bad line refused without a crash. */
 #include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
 
 #include "record.h"
 #include "unit.h"
@@ -232,11 +234,50 @@ static void test_names(void)
     CHECK(!record_name_is_safe(longname));
 }
 
+/* jansson's allocator, failing the fail_at-th allocation (1-based) after arming. */
+static int allocations, fail_at;
+
+static void *failing_malloc(size_t n)
+{
+    return ++allocations == fail_at ? NULL : malloc(n);
+}
+
+/* Out of memory is -ENOMEM or a success, never -EBADMSG: the stream skips a bad record (it is
+ * lost) but reads this one again after a reconnect. Every allocation of the parse fails once. */
+static void test_out_of_memory(void)
+{
+    static const char line[] =
+        "{\"seq\":1,\"kind\":\"event\",\"asset\":\"a\",\"offset\":0,\"name\":\"Ping\","
+        "\"version\":1,\"source\":\"s\",\"time\":\"t\",\"data\":\"AA==\"}";
+    struct record rec;
+    const char *why = NULL;
+    int nomem = 0;
+
+    json_set_alloc_funcs(failing_malloc, free);
+    for (fail_at = 1; fail_at < 64; fail_at++) {
+        allocations = 0;
+        int r = record_parse(line, strlen(line), &rec, &why);
+        if (r != 0 && r != -ENOMEM)
+            fprintf(stderr, "allocation %d failed: %d %s\n", fail_at, r, why);
+        CHECK(r == 0 || r == -ENOMEM);
+        if (r == -ENOMEM) {
+            CHECK_STR_EQ(why, "out of memory");
+            nomem++;
+        }
+        record_clear(&rec);
+    }
+    json_set_alloc_funcs(malloc, free);
+    CHECK(nomem > 0); /* the failures did hit */
+    CHECK_INT_EQ(record_parse(line, strlen(line), &rec, &why), 0);
+    record_clear(&rec);
+}
+
 int main(void)
 {
     RUN(test_event);
     RUN(test_other_kinds);
     RUN(test_bad);
     RUN(test_names);
+    RUN(test_out_of_memory);
     return 0;
 }

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "canned_server.h"
 #include "twin_client.h"
 #include "unit.h"
 
@@ -106,67 +107,6 @@ static void test_unreachable(void)
     twin_client_free(c);
 }
 
-/* The canned server: answers each connection with the next canned response (or stays silent
- * when it is NULL) and records the last request head. */
-struct server {
-    int fd;
-    int port;
-    const char *const *answers;
-    size_t n_answers, next;
-    char last_request[4096];
-    pthread_t thread;
-};
-
-static void *serve(void *arg)
-{
-    struct server *s = arg;
-    while (s->next < s->n_answers) {
-        int cfd = accept(s->fd, NULL, NULL);
-        if (cfd < 0)
-            break;
-        size_t got = 0;
-        while (got + 1 < sizeof(s->last_request)) {
-            ssize_t n = read(cfd, s->last_request + got, sizeof(s->last_request) - 1 - got);
-            if (n <= 0)
-                break;
-            got += (size_t)n;
-            s->last_request[got] = '\0';
-            if (strstr(s->last_request, "\r\n\r\n"))
-                break;
-        }
-        const char *ans = s->answers[s->next++];
-        if (ans) {
-            ssize_t w = write(cfd, ans, strlen(ans));
-            (void)w;
-        } else {
-            usleep(800000); /* silent: the client must time out */
-        }
-        close(cfd);
-    }
-    return NULL;
-}
-
-static void server_start(struct server *s, const char *const *answers, size_t n)
-{
-    memset(s, 0, sizeof(*s));
-    s->answers = answers;
-    s->n_answers = n;
-    s->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    CHECK(bind(s->fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    CHECK(listen(s->fd, 8) == 0);
-    CHECK(getsockname(s->fd, (struct sockaddr *)&a, &len) == 0);
-    s->port = ntohs(a.sin_port);
-    CHECK_INT_EQ(pthread_create(&s->thread, NULL, serve, s), 0);
-}
-
-static void server_stop(struct server *s)
-{
-    pthread_join(s->thread, NULL);
-    close(s->fd);
-}
-
 static void test_mapping(void)
 {
     static const char *const answers[] = {
@@ -183,8 +123,8 @@ static void test_mapping(void)
         "this is not http at all\r\n\r\n",
         NULL,
     };
-    struct server s;
-    server_start(&s, answers, sizeof(answers) / sizeof(answers[0]));
+    struct canned_server s;
+    canned_server_start(&s, answers, sizeof(answers) / sizeof(answers[0]));
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", s.port);
     struct twin_client_config cfg = {.url = url, .token = "s3cret", .timeout_ms = 300};
@@ -218,7 +158,7 @@ static void test_mapping(void)
     CHECK_INT_EQ(twin_client_get_schema(c, "X", 1, &text, &len), -ETIMEDOUT);
     CHECK(now_s() - t0 < 0.75);
     twin_client_free(c);
-    server_stop(&s);
+    canned_server_stop(&s);
 }
 
 int main(void)
