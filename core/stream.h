@@ -5,7 +5,8 @@
  * dropped (no duplicate across reconnects). A link with no bytes for heartbeat_timeout_s is
  * dead: it is cut and re-established with exponential backoff and jitter, resuming after the
  * last seq delivered; a partial line is discarded at reconnect. A bad line is reported and
- * skipped; it never stops the stream. */
+ * skipped; it never stops the stream. A line that could not be parsed for lack of memory is
+ * not bad: the connection is cut and the line read again after the reconnect. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
