@@ -226,6 +226,9 @@ static void handled(struct follower *f, uint64_t seq)
 {
     pending_advance(f->pending, seq);
     advance_watermark(f);
+    /* Above an event still waiting for its ack, this seq would split the acks around it. */
+    if (seq > f->st.watermark)
+        (void)tracker_note_handled(f->tracker, seq);
     f->st.last_seq = seq;
 }
 

@@ -1,13 +1,20 @@
 /* tracker: the durable ack journal (see tracker.h).
  *
  * Journal format, one record a line:
- *     twinfs-tracker 1        header (magic and format version)
+ *     twinfs-tracker 2        header (magic and format version; version 1 files are read too)
  *     w <seq>                 the watermark moved up to seq
  *     a <seq>                 seq was acked
+ *     r <lo> <hi>             every seq in lo..hi was acked (version 2; written by compaction)
  * Lines are only ever appended with one write(2) each (O_APPEND, no stdio buffer), so after a
  * kill -9 the file holds every line whose write returned. A power loss can leave a torn or
  * garbled tail; everything from the first line that does not parse (or lacks its "\n") is
- * dropped on open, which at worst forgets some acks: those events are shown again. */
+ * dropped on open, which at worst forgets some acks: those events are shown again.
+ *
+ * The acks above the watermark are held as sorted ranges of consecutive seqs, not one entry
+ * per seq: when one event is never acked, the watermark stays below it while every later ack
+ * lands above it, and a set of single seqs (memory and journal) would grow with every ack for
+ * as long as that event stays. Consumers ack mostly in order, so later acks extend one range;
+ * seqs that need no ack (tracker_note_handled) close the gaps between events. */
 #include "tracker.h"
 
 #include <errno.h>
@@ -20,113 +27,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define HEADER             "twinfs-tracker 1\n"
-#define HEADER_LEN         (sizeof(HEADER) - 1)
-#define COMPACT_MIN_BYTES  ((off_t)1024 * 1024)
-#define LIVE_BYTES_PER_ACK 22 /* "a " + up to 20 digits ... an estimate, not a bound */
+#include "seq_set.h"
+
+#define HEADER               "twinfs-tracker 2\n"
+#define HEADER_V1            "twinfs-tracker 1\n"
+#define HEADER_LEN           (sizeof(HEADER) - 1)
+#define COMPACT_MIN_BYTES    ((off_t)1024 * 1024)
+#define LIVE_BYTES_PER_RANGE 44 /* "r " + two numbers of up to 20 digits: an estimate */
 
 struct tracker {
     int fd;
     char *path;
-    uint64_t wm;         /* the watermark */
-    uint64_t wm_on_disk; /* the last watermark the journal holds */
-    /* Acked seqs above the watermark: open addressing, linear probing, 0 = empty slot
-     * (seq 0 is never acked: it is always <= the watermark). */
-    uint64_t *slots;
-    size_t cap; /* a power of two, or 0 */
-    size_t count;
-    bool stale;             /* slots may still hold seqs <= wm (purged lazily) */
-    size_t ops_since_purge; /* pays for the next purge */
-    off_t size;             /* bytes in the journal */
-    off_t compact_at;       /* do not try to compact again below this size */
-    bool broken;            /* a failed write could not be undone: refuse further writes */
+    uint64_t wm;          /* the watermark */
+    uint64_t wm_on_disk;  /* the last watermark the journal holds */
+    struct seq_set *acks; /* acked seqs above the watermark */
+    off_t size;           /* bytes in the journal */
+    off_t compact_at;     /* do not try to compact again below this size */
+    bool broken;          /* a failed write could not be undone: refuse further writes */
 };
-
-/* ---- the hash set ---- */
-
-static size_t hash_seq(uint64_t x)
-{
-    /* splitmix64 finalizer: consecutive seqs spread over the table */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return (size_t)x;
-}
-
-static bool set_contains(const struct tracker *t, uint64_t seq)
-{
-    if (t->cap == 0)
-        return false;
-    for (size_t i = hash_seq(seq) & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
-        if (t->slots[i] == seq)
-            return true;
-        if (t->slots[i] == 0)
-            return false;
-    }
-}
-
-/* Inserts into a table known to have room. */
-static void slots_insert(uint64_t *slots, size_t cap, uint64_t seq)
-{
-    size_t i = hash_seq(seq) & (cap - 1);
-
-    while (slots[i] != 0 && slots[i] != seq)
-        i = (i + 1) & (cap - 1);
-    slots[i] = seq;
-}
-
-/* Rebuilds the table with room for want entries, keeping only seqs above the watermark. */
-static int set_rebuild(struct tracker *t, size_t want)
-{
-    size_t cap = 16;
-    uint64_t *slots;
-    size_t count = 0;
-
-    while (cap < want * 2) {
-        if (cap > SIZE_MAX / 4 / sizeof(uint64_t))
-            return -ENOMEM;
-        cap *= 2;
-    }
-    slots = calloc(cap, sizeof(uint64_t));
-    if (!slots)
-        return -ENOMEM;
-    for (size_t i = 0; i < t->cap; i++) {
-        if (t->slots[i] > t->wm) {
-            slots_insert(slots, cap, t->slots[i]);
-            count++;
-        }
-    }
-    free(t->slots);
-    t->slots = slots;
-    t->cap = cap;
-    t->count = count;
-    t->stale = false;
-    t->ops_since_purge = 0;
-    return 0;
-}
-
-/* Makes room for one more entry (load factor <= 1/2) before anything irreversible. */
-static int set_reserve_one(struct tracker *t)
-{
-    if ((t->count + 1) * 2 <= t->cap)
-        return 0;
-    return set_rebuild(t, t->count + 1 > 8 ? (t->count + 1) * 2 : 8);
-}
-
-static int set_add(struct tracker *t, uint64_t seq)
-{
-    int r = set_reserve_one(t);
-
-    if (r < 0)
-        return r;
-    if (!set_contains(t, seq)) {
-        slots_insert(t->slots, t->cap, seq);
-        t->count++;
-    }
-    return 0;
-}
 
 /* ---- files ---- */
 
@@ -214,23 +132,42 @@ static int make_parents(const char *path)
     return r;
 }
 
-/* Parses "a <seq>" or "w <seq>" (line without its "\n"). Returns 'a', 'w' or 0 if garbled. */
-static char parse_line(const char *line, size_t len, uint64_t *ret)
+/* Parses a decimal number at *p up to a ' ' or the end; advances *p. Returns false if garbled. */
+static bool parse_number(const char **p, const char *end, uint64_t *ret)
 {
     uint64_t v = 0;
+    const char *q = *p;
 
-    if (len < 3 || len > 22 || (line[0] != 'a' && line[0] != 'w') || line[1] != ' ')
-        return 0;
-    for (size_t i = 2; i < len; i++) {
-        unsigned d = (unsigned char)line[i] - '0';
+    if (q == end || *q == ' ')
+        return false;
+    for (; q < end && *q != ' '; q++) {
+        unsigned d = (unsigned char)*q - '0';
         if (d > 9 || v > (UINT64_MAX - d) / 10)
-            return 0;
+            return false;
         v = v * 10 + d;
     }
-    if (line[0] == 'a' && v == 0)
-        return 0;
+    *p = q;
     *ret = v;
-    return line[0];
+    return true;
+}
+
+/* Parses "a <seq>", "w <seq>" or "r <lo> <hi>" (line without its "\n") into *lo, *hi (both
+ * the seq for a and w). Returns 'a', 'w', 'r', or 0 if garbled. */
+static char parse_line(const char *line, size_t len, uint64_t *lo, uint64_t *hi)
+{
+    const char *p = line + 2, *end = line + len;
+    char c = len > 2 ? line[0] : 0;
+
+    if ((c != 'a' && c != 'w' && c != 'r') || line[1] != ' ' || len > 44)
+        return 0;
+    if (!parse_number(&p, end, lo))
+        return 0;
+    *hi = *lo;
+    if (c == 'r' && (p == end || !(p++, parse_number(&p, end, hi)) || *hi < *lo))
+        return 0;
+    if (p != end || (c != 'w' && *lo == 0))
+        return 0;
+    return c;
 }
 
 static int read_file(int fd, char **ret, size_t *ret_len)
@@ -272,7 +209,8 @@ static int load(struct tracker *t)
 
     if (r < 0 || !buf)
         return r < 0 ? r : -EIO;
-    if (len < HEADER_LEN || memcmp(buf, HEADER, HEADER_LEN) != 0) {
+    if (len < HEADER_LEN ||
+        (memcmp(buf, HEADER, HEADER_LEN) != 0 && memcmp(buf, HEADER_V1, HEADER_LEN) != 0)) {
         /* A new journal, or one whose header write was torn: start afresh. Anything else is
          * not ours, and is left alone. */
         if (memcmp(buf, HEADER, len < HEADER_LEN ? len : HEADER_LEN) != 0 || len > HEADER_LEN) {
@@ -294,19 +232,19 @@ static int load(struct tracker *t)
     pos = valid_end = HEADER_LEN;
     while (pos < len) {
         const char *nl = memchr(buf + pos, '\n', len - pos);
-        uint64_t v;
+        uint64_t lo, hi;
         char c;
 
         if (!nl)
             break; /* torn: the write of this line did not finish */
-        c = parse_line(buf + pos, (size_t)(nl - (buf + pos)), &v);
+        c = parse_line(buf + pos, (size_t)(nl - (buf + pos)), &lo, &hi);
         if (c == 0)
             break; /* garbled: trust nothing after it */
         if (c == 'w') {
-            if (v > t->wm)
-                t->wm = v;
+            if (lo > t->wm)
+                t->wm = lo;
         } else {
-            r = set_add(t, v);
+            r = seq_set_add(t->acks, lo, hi);
             if (r < 0) {
                 free(buf);
                 return r;
@@ -321,7 +259,8 @@ static int load(struct tracker *t)
             return -errno;
     }
     t->wm_on_disk = t->wm;
-    return set_rebuild(t, t->count); /* drops acks below the final watermark */
+    seq_set_drop_through(t->acks, t->wm); /* acks below the final watermark */
+    return 0;
 }
 
 /* ---- public ---- */
@@ -338,7 +277,8 @@ int tracker_open(const char *path, struct tracker **ret)
         return -ENOMEM;
     t->fd = -1;
     t->path = strdup(path);
-    if (!t->path) {
+    t->acks = seq_set_new();
+    if (!t->path || !t->acks) {
         r = -ENOMEM;
         goto fail;
     }
@@ -383,7 +323,7 @@ fail:
     if (t->fd >= 0)
         close(t->fd);
     free(t->path);
-    free(t->slots);
+    seq_set_free(t->acks);
     free(t);
     return r;
 }
@@ -410,7 +350,7 @@ void tracker_close(struct tracker *t)
     (void)tracker_flush(t); /* nothing left to report to; a lost "w" only replays more */
     close(t->fd);
     free(t->path);
-    free(t->slots);
+    seq_set_free(t->acks);
     free(t);
 }
 
@@ -421,64 +361,84 @@ uint64_t tracker_watermark(const struct tracker *t)
 
 bool tracker_is_acked(const struct tracker *t, uint64_t seq)
 {
-    return seq <= t->wm || set_contains(t, seq);
+    return seq <= t->wm || seq_set_contains(t->acks, seq);
 }
 
 size_t tracker_acked_above(const struct tracker *t)
 {
-    size_t n = 0;
+    uint64_t n = seq_set_count(t->acks);
+    return n > SIZE_MAX ? SIZE_MAX : (size_t)n;
+}
 
-    if (!t->stale)
-        return t->count;
-    for (size_t i = 0; i < t->cap; i++)
-        n += t->slots[i] > t->wm;
-    return n;
+/* Compaction's writer: lines into a buffer flushed to fd when nearly full. */
+struct compact_out {
+    int fd;
+    char buf[65536];
+    size_t used;
+    off_t size;
+};
+
+static int compact_flush(struct compact_out *o)
+{
+    int r = write_all(o->fd, o->buf, o->used);
+    if (r == 0)
+        o->size += (off_t)o->used;
+    o->used = 0;
+    return r;
+}
+
+static int compact_range(void *userdata, uint64_t lo, uint64_t hi)
+{
+    struct compact_out *o = userdata;
+    size_t room = sizeof(o->buf) - o->used;
+
+    if (lo == hi)
+        o->used += (size_t)snprintf(o->buf + o->used, room, "a %" PRIu64 "\n", lo);
+    else
+        o->used += (size_t)snprintf(o->buf + o->used, room, "r %" PRIu64 " %" PRIu64 "\n", lo, hi);
+    return o->used > sizeof(o->buf) - 64 ? compact_flush(o) : 0;
 }
 
 int tracker_compact(struct tracker *t)
 {
     char *tmp;
     size_t tmp_len = strlen(t->path) + 5;
-    char buf[65536];
-    size_t used = 0;
-    off_t size = 0;
-    int fd, r;
+    struct compact_out *o;
+    int r;
 
     if (t->broken)
         return -EIO;
-    r = set_rebuild(t, t->count);
-    if (r < 0)
-        return r;
+    seq_set_drop_through(t->acks, t->wm);
     tmp = malloc(tmp_len);
-    if (!tmp)
+    o = malloc(sizeof(*o));
+    if (!tmp || !o) {
+        free(tmp);
+        free(o);
         return -ENOMEM;
+    }
     snprintf(tmp, tmp_len, "%s.tmp", t->path);
-    fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0) {
+    o->fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    o->used = 0;
+    o->size = 0;
+    if (o->fd < 0) {
         r = -errno;
         goto fail_open;
     }
     /* Lock before the rename, so the file is never visible at path unlocked. */
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    if (flock(o->fd, LOCK_EX | LOCK_NB) < 0) {
         r = -errno;
         goto fail;
     }
-    memcpy(buf, HEADER, HEADER_LEN);
-    used = HEADER_LEN;
-    used += (size_t)snprintf(buf + used, sizeof(buf) - used, "w %" PRIu64 "\n", t->wm);
-    for (size_t i = 0; i <= t->cap; i++) {
-        if (used > sizeof(buf) - 32 || i == t->cap) {
-            r = write_all(fd, buf, used);
-            if (r < 0)
-                goto fail;
-            size += (off_t)used;
-            used = 0;
-        }
-        if (i < t->cap && t->slots[i] > t->wm)
-            used +=
-                (size_t)snprintf(buf + used, sizeof(buf) - used, "a %" PRIu64 "\n", t->slots[i]);
-    }
-    if (fsync(fd) < 0) {
+    memcpy(o->buf, HEADER, HEADER_LEN);
+    o->used = HEADER_LEN;
+    o->used +=
+        (size_t)snprintf(o->buf + o->used, sizeof(o->buf) - o->used, "w %" PRIu64 "\n", t->wm);
+    r = seq_set_each(t->acks, compact_range, o);
+    if (r == 0)
+        r = compact_flush(o);
+    if (r < 0)
+        goto fail;
+    if (fsync(o->fd) < 0) {
         r = -errno;
         goto fail;
     }
@@ -488,25 +448,27 @@ int tracker_compact(struct tracker *t)
     }
     free(tmp);
     close(t->fd);
-    t->fd = fd;
-    t->size = size;
+    t->fd = o->fd;
+    t->size = o->size;
     t->wm_on_disk = t->wm;
+    free(o);
     /* The rename is durable only once the directory is; until then a crash leaves the old
      * journal, which is still correct. */
     (void)fsync_parent_dir(t->path);
     return 0;
 
 fail:
-    close(fd);
+    close(o->fd);
     unlink(tmp);
 fail_open:
     free(tmp);
+    free(o);
     return r;
 }
 
 static void maybe_compact(struct tracker *t)
 {
-    off_t live = (off_t)(HEADER_LEN + 24 + t->count * LIVE_BYTES_PER_ACK);
+    off_t live = (off_t)(HEADER_LEN + 24 + seq_set_ranges(t->acks) * LIVE_BYTES_PER_RANGE);
 
     if (t->size < t->compact_at || t->size < 4 * live)
         return;
@@ -523,9 +485,9 @@ int tracker_ack(struct tracker *t, uint64_t seq)
     char line[64];
     int n = 0, r;
 
-    if (seq <= t->wm || set_contains(t, seq))
+    if (seq <= t->wm || seq_set_contains(t->acks, seq))
         return -EALREADY;
-    r = set_reserve_one(t); /* the only step that can fail after the write is this one */
+    r = seq_set_reserve(t->acks); /* the only step that could fail after the write */
     if (r < 0)
         return r;
     if (t->wm != t->wm_on_disk)
@@ -535,11 +497,16 @@ int tracker_ack(struct tracker *t, uint64_t seq)
     if (r < 0)
         return r;
     t->wm_on_disk = t->wm;
-    slots_insert(t->slots, t->cap, seq);
-    t->count++;
-    t->ops_since_purge++;
+    (void)seq_set_add(t->acks, seq, seq); /* cannot fail: reserved */
     maybe_compact(t);
     return 0;
+}
+
+int tracker_note_handled(struct tracker *t, uint64_t seq)
+{
+    if (seq <= t->wm)
+        return 0;
+    return seq_set_add(t->acks, seq, seq);
 }
 
 int tracker_advance(struct tracker *t, uint64_t w)
@@ -547,13 +514,6 @@ int tracker_advance(struct tracker *t, uint64_t w)
     if (w <= t->wm)
         return 0;
     t->wm = w;
-    t->stale = t->count > 0;
-    t->ops_since_purge++;
-    /* Purging costs O(table); do it once enough operations have paid for it. */
-    if (t->stale && (t->count <= 64 || t->ops_since_purge >= t->count)) {
-        int r = set_rebuild(t, t->count);
-        if (r < 0)
-            return r;
-    }
+    seq_set_drop_through(t->acks, w);
     return 0;
 }

@@ -31,6 +31,13 @@ bool tracker_is_acked(const struct tracker *t, uint64_t seq);
  * watermark), or -errno if the journal could not be written (then the ack did not happen). */
 int tracker_ack(struct tracker *t, uint64_t seq);
 
+/* seq needs no ack (a record that is not an event, or an event whose asset is gone). Above the
+ * watermark it closes the gap between the acks on either side, so they stay one range while
+ * an older event waits for its ack. Memory only: it reaches the journal only inside a
+ * compacted range, where it is harmless (nobody asks whether such a seq was acked). Returns 0
+ * or -ENOMEM (then only the set is less compact). */
+int tracker_note_handled(struct tracker *t, uint64_t seq);
+
 /* Every record with seq <= w is handled (acked or needs no ack): moves the watermark up and
  * forgets acks below it. Cheap to call often: written lazily, durable by the next ack/flush. */
 int tracker_advance(struct tracker *t, uint64_t w);
