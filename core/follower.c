@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base64.h"
 #include "event_schema.h"
@@ -275,6 +276,43 @@ static int on_asset_record(struct follower *f, const struct record *rec)
     return 0;
 }
 
+/* Waits ms milliseconds unless the follower stops first; true if it is stopping. */
+static bool wait_unless_stopping(struct follower *f, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&f->lock);
+    while (!f->stopping && pthread_cond_timedwait(&f->window, &f->lock, &ts) != ETIMEDOUT)
+        ;
+    bool stopping = f->stopping;
+    pthread_mutex_unlock(&f->lock);
+    return stopping;
+}
+
+/* The event's schema. A fetch that failed for another reason than "no such schema" or "not a
+ * schema" (the twin restarting, a 503, a timeout) is tried again a few times, about 3.5 s in
+ * all: otherwise a blip would deliver the event without its data for good (its file would show
+ * data_b64 and an error until removed). */
+static int get_schema(struct follower *f, const char *name, int version,
+                      const struct event_schema **ret)
+{
+    static const int retry_ms[] = {100, 400, 1000, 2000};
+    int r = schema_cache_get(f->schemas, name, version, ret);
+
+    for (size_t i = 0; r < 0 && r != -ENOENT && r != -EINVAL && i < 4; i++) {
+        if (wait_unless_stopping(f, retry_ms[i]))
+            break;
+        r = schema_cache_get(f->schemas, name, version, ret);
+    }
+    return r;
+}
+
 static int on_event_record(struct follower *f, const struct record *rec)
 {
     pthread_mutex_lock(&f->lock);
@@ -334,7 +372,7 @@ static int on_event_record(struct follower *f, const struct record *rec)
     json_t *data = NULL;
     const char *why = NULL;
     char why_buf[128];
-    r = schema_cache_get(f->schemas, rec->name, rec->version, &schema);
+    r = get_schema(f, rec->name, rec->version, &schema);
     if (r == 0) {
         r = event_schema_decode(schema, rec->data, rec->data_len, &data, &why);
         if (r < 0 && !why)

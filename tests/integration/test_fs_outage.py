@@ -60,3 +60,38 @@ def test_twin_killed_and_restarted_while_publishing(twin, tmp_path):
         assert sorted(set(ns)) == list(range(total))
         assert names[:1] == [event_name(0, "Ping")]
         assert m.status()["reconnects"] >= 1
+
+
+PONG = {"type": "record", "name": "Pong", "fields": [{"name": "msg", "type": "string"}]}
+
+
+def test_schema_store_blip_is_retried(twin, tmp_path):
+    """A schema fetch that fails for a moment (503) is tried again: the event shows its data,
+    not an error for good. One that keeps failing is delivered with its raw data and the error
+    (the stream does not stall behind it)."""
+    setup_ping(twin, ["a"])
+    with mounted(twin, tmp_path) as m:
+        m.wait_for(lambda: os.path.isdir(m.events_dir("a")), 10, "asset a")
+        twin.put_schema("Pong", 1, PONG)
+        twin.hook("schema_fail", count=2)
+        twin.publish("a", "Pong", 1, {"msg": "hello"})
+        name = event_name(0, "Pong")
+        m.wait_for(lambda: name in m.events("a"), 15, "the Pong event")
+        doc = read_json(os.path.join(m.events_dir("a"), name))
+        assert doc.get("data") == {"msg": "hello"}, doc
+        assert "error" not in doc
+        assert twin.hook_state()["hooks"]["schema_failures"] == 0  # both failures were seen
+
+        twin.put_schema("Pong", 2, PONG)
+        twin.hook("schema_fail", count=100)
+        twin.publish("a", "Pong", 2, {"msg": "again"})
+        stuck = event_name(1, "Pong")
+        m.wait_for(lambda: stuck in m.events("a"), 30, "the undecodable event")
+        doc = read_json(os.path.join(m.events_dir("a"), stuck))
+        assert "schema fetch failed" in doc["error"], doc
+        assert doc["data_b64"]
+        twin.hook("reset")
+        twin.publish("a", "Ping", 1, {"n": 7})
+        later = event_name(2, "Ping")
+        m.wait_for(lambda: later in m.events("a"), 15, "the event after the undecodable one")
+        assert read_json(os.path.join(m.events_dir("a"), later))["data"] == {"n": 7}

@@ -410,11 +410,13 @@ class Hooks:
         self.not_connected = False
         self.not_connected_types = set()
         self.stall = False
+        self.schema_failures = 0  # the next N schema GETs answer 503
 
     def as_dict(self):
         return {"delay_ms": self.delay_ms, "next_stream_cut_after": self.next_stream_cut_after,
                 "t2_cut_bytes": self.t2_cut_bytes, "not_connected": self.not_connected,
-                "not_connected_types": sorted(self.not_connected_types), "stall": self.stall}
+                "not_connected_types": sorted(self.not_connected_types), "stall": self.stall,
+                "schema_failures": self.schema_failures}
 
 
 class T2Request:
@@ -776,6 +778,9 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             raise ApiError(400, "bad_request", "version must be an integer >= 0")
         st = self.twin.store
+        if m == "GET" and self.twin.hooks.schema_failures > 0:
+            self.twin.hooks.schema_failures -= 1
+            raise ApiError(503, "unavailable", "schema store unavailable (test hook)")
         if m == "GET":
             with st.lock:
                 e = st.schemas.get((name, version))
@@ -1239,6 +1244,8 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, "bad_request", "streams is open or next")
         elif name == "delay":
             h.delay_ms = max(0, self.qint("ms"))
+        elif name == "schema_fail":
+            h.schema_failures = max(0, self.qint("count"))
         elif name == "stall_streams":
             h.stall = self.qint("on", 1) != 0
         elif name == "t2_cut":
