@@ -38,6 +38,7 @@ struct follower {
     pthread_mutex_t lock;
     pthread_cond_t window; /* signalled on ack, asset deletion and stop */
     bool started, stopping, stopped;
+    bool head_behind; /* the twin's head was last seen below last_seq */
     struct pending *pending;
     json_t *assets;      /* id -> integer key of the live assets */
     json_t *last_offset; /* id -> offset of the last event delivered (offsets only grow) */
@@ -413,6 +414,24 @@ static int on_event_record(struct follower *f, const struct record *rec)
     return 0;
 }
 
+/* A twin whose log ends before what was delivered was reset or restored while we followed it:
+ * the stream sends nothing until its log passes that seq again, and what it logs up to there
+ * is never seen. Nothing here can get it back; say so once per incident (log and status). */
+static void check_head(struct follower *f, uint64_t head)
+{
+    pthread_mutex_lock(&f->lock);
+    uint64_t last = f->st.last_seq;
+    bool report = head < last && !f->head_behind;
+    f->head_behind = head < last;
+    pthread_mutex_unlock(&f->lock);
+    if (report)
+        notice(f, -ESTALE,
+               "the twin's log now ends at seq %" PRIu64 ", before seq %" PRIu64
+               " already followed: the twin was reset or restored; what it logs up to seq %" PRIu64
+               " will not be seen (remount with a new tracker to follow it from its start)",
+               head, last, last);
+}
+
 static int on_record(void *userdata, const struct record *rec)
 {
     struct follower *f = userdata;
@@ -430,6 +449,7 @@ static int on_record(void *userdata, const struct record *rec)
         first_caught_up = !f->st.replay_done;
         f->st.replay_done = true;
         pthread_mutex_unlock(&f->lock);
+        check_head(f, rec->head);
         if (first_caught_up && f->cb.on_event_internal)
             f->cb.on_event_internal(f->cb.userdata, FOLLOWER_INTERNAL_EOF_REPLAY);
         return 0;
@@ -437,6 +457,7 @@ static int on_record(void *userdata, const struct record *rec)
         pthread_mutex_lock(&f->lock);
         f->st.head = rec->head;
         pthread_mutex_unlock(&f->lock);
+        check_head(f, rec->head);
         return 0;
     }
     return 0;
@@ -480,6 +501,19 @@ int follower_start(struct follower *f)
         /* A new tracker starting now: the backlog is handled by decision. */
         tracker_advance(f->tracker, head);
         after = head;
+    }
+    if (head < after) {
+        /* Resuming after a seq the twin never reached would skip every record it sends up to
+         * there: the twin was reset or restored, or the tracker belongs to another twin. */
+        pthread_mutex_unlock(&f->lock);
+        json_decref(snap);
+        json_decref(created);
+        notice(f, -ESTALE,
+               "the twin's log ends at seq %" PRIu64 ", before seq %" PRIu64
+               " that this tracker has handled: the twin was reset or restored, or the tracker "
+               "belongs to another twin; not following it, so nothing is skipped",
+               head, after);
+        return -ESTALE;
     }
     f->pending = pending_new(after);
     f->st.watermark = after;

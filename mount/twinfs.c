@@ -223,6 +223,12 @@ static int start_error(const struct mount_options *o, int r)
                         o->url);
         return fail(MOUNT_EXIT_FAILURE, "%s: not a twin (unexpected answer to GET /v1/assets)",
                     o->url);
+    case -ESTALE:
+        return fail(MOUNT_EXIT_FAILURE,
+                    "%s: the twin's log ends before what tracker=%s has handled: the twin was "
+                    "reset or restored, or the tracker is another twin's (move it away to "
+                    "follow this twin from its start)",
+                    o->url, o->tracker);
     default:
         return fail(MOUNT_EXIT_FAILURE, "%s: cannot follow the twin: %s", o->url, strerror(-r));
     }

@@ -5,7 +5,7 @@ import os
 import threading
 import time
 
-from fsutil import read_json, setup_ping
+from fsutil import publish_pings, read_json, setup_ping
 from mountlib import event_name, mounted
 
 
@@ -95,3 +95,22 @@ def test_schema_store_blip_is_retried(twin, tmp_path):
         later = event_name(2, "Ping")
         m.wait_for(lambda: later in m.events("a"), 15, "the event after the undecodable one")
         assert read_json(os.path.join(m.events_dir("a"), later))["data"] == {"n": 7}
+
+
+def test_twin_reset_while_followed_is_reported(twin, tmp_path):
+    """The twin comes back with a shorter log (reset or restored from an older backup): what it
+    logs up to the seq already followed cannot be seen, and status and the log say so instead
+    of nothing."""
+    import shutil
+    setup_ping(twin, ["a"])
+    publish_pings(twin, "a", 20)
+    with mounted(twin, tmp_path) as m:
+        m.wait_for(lambda: len(m.events("a")) == 20, 15, "20 events")
+        twin.stop()
+        shutil.rmtree(twin.state_dir)
+        os.makedirs(twin.state_dir)
+        twin.start()  # same port, empty log
+        setup_ping(twin, ["a"])
+        m.wait_for(lambda: "reset or restored" in m.status()["last_error"], 30,
+                   "status to report the reset")
+        assert len(m.events("a")) == 20  # the tree stays as it was

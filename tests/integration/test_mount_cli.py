@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from fsutil import publish_pings, setup_ping
 from mountlib import twinfs_binary, wait_for
 from twinctl import Twin
 
@@ -419,6 +420,43 @@ def test_acks_survive_sigterm(runner, demo_twin, tmp_path):
     r = runner.run(demo_twin.url, mnt, "-o", "tracker=" + tracker)
     assert r.returncode == 0, r.stderr
     wait_for(lambda: sorted(os.listdir(events)) == names[1:], 10, "the unacked events only")
+
+
+def test_tracker_ahead_of_the_twin_is_refused(runner, tmp_path):
+    """A tracker that has handled more than the twin's whole log (the twin was reset or
+    restored, or the tracker is another twin's) is refused at start: resuming after its
+    watermark would skip every record the twin sends up to there. It failed silently before:
+    the mount came up and the fresh twin's events never showed."""
+    tracker = str(tmp_path / "t.journal")
+    first = Twin(tmp_path, test_hooks=True)
+    first.start()
+    try:
+        setup_ping(first, ["a"])
+        publish_pings(first, "a", 5)
+        mnt = runner.mountpoint()
+        r = runner.run(first.url, mnt, "-o", "tracker=" + tracker)
+        assert r.returncode == 0, r.stderr
+        wait_settled(mnt)
+        events = os.path.join(mnt, "assets", "a", "events")
+        for name in os.listdir(events):
+            os.unlink(os.path.join(events, name))  # the watermark moves to seq 6
+        subprocess.run(["fusermount3", "-u", mnt], check=True)
+        wait_for(lambda: not twinfs_pids(mnt), 10, "twinfs to exit")
+    finally:
+        first.stop()
+    with open(tracker, "rb") as f:
+        before = f.read()
+    fresh = Twin(tmp_path, test_hooks=True)  # a twin reset: same kind of data, a shorter log
+    fresh.start()
+    try:
+        setup_ping(fresh, ["a"])
+        publish_pings(fresh, "a", 2)
+        r = runner.run(fresh.url, mnt, "-o", "tracker=" + tracker)
+        assert_fails(runner, r, mnt, FAILURE, "reset or restored", tracker)
+        with open(tracker, "rb") as f:
+            assert f.read() == before  # left as it was
+    finally:
+        fresh.stop()
 
 
 def test_relative_paths(runner, demo_twin, tmp_path):
