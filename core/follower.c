@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "base64.h"
+#include "deadline.h"
 #include "event_schema.h"
 #include "pending.h"
 #include "record.h"
@@ -280,14 +281,7 @@ static int on_asset_record(struct follower *f, const struct record *rec)
 /* Waits ms milliseconds unless the follower stops first; true if it is stopping. */
 static bool wait_unless_stopping(struct follower *f, int ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = deadline_after_ms(ms);
     pthread_mutex_lock(&f->lock);
     while (!f->stopping && pthread_cond_timedwait(&f->window, &f->lock, &ts) != ETIMEDOUT)
         ;

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "line_buffer.h"
 #include "record.h"
 #include "twin_client.h"
@@ -218,11 +219,7 @@ static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
 /* Sleeps up to secs, waking early on stop. */
 static void backoff_sleep(struct stream *s, double secs)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    double end = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + secs;
-    ts.tv_sec = (time_t)end;
-    ts.tv_nsec = (long)((end - (double)ts.tv_sec) * 1e9);
+    struct timespec ts = deadline_after_s(secs);
     pthread_mutex_lock(&s->lock);
     while (!atomic_load(&s->stop)) {
         if (pthread_cond_timedwait(&s->cond, &s->lock, &ts) == ETIMEDOUT)

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deadline.h"
+
 enum mat_action {
     MAT_NONE,
     MAT_MKDIR,
@@ -92,13 +94,7 @@ static enum mat_action plan(struct twinfs *fs, struct node *n, char *path, size_
     if (r <= 0 || (size_t)r >= size)
         return MAT_NONE;
     /* Give `inotifywait -r` time to add its watch on a directory it just saw appear. */
-    *ret_wait_until = asset->u.as.visible_at;
-    ret_wait_until->tv_sec += fs->opt.materialize_delay_ms / 1000;
-    ret_wait_until->tv_nsec += (long)(fs->opt.materialize_delay_ms % 1000) * 1000000L;
-    if (ret_wait_until->tv_nsec >= 1000000000L) {
-        ret_wait_until->tv_sec++;
-        ret_wait_until->tv_nsec -= 1000000000L;
-    }
+    *ret_wait_until = timespec_add_ms(asset->u.as.visible_at, fs->opt.materialize_delay_ms);
     return MAT_MKNOD;
 }
 
@@ -259,14 +255,7 @@ int materializer_stop(struct twinfs *fs, unsigned timeout_ms)
     pthread_cond_broadcast(&fs->mq_cond);
     pthread_mutex_unlock(&fs->tree.lock);
     if (timeout_ms) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += timeout_ms / 1000;
-        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = deadline_after_ms(timeout_ms);
         if (pthread_timedjoin_np(fs->mat_thread, NULL, &ts) != 0)
             return -ETIMEDOUT;
     } else {
