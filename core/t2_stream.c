@@ -1,10 +1,16 @@
-/* t2_stream: one thread per open stream runs a curl easy transfer of the T2 request.
+/* t2_stream: the T2 request as a curl easy handle in a multi handle of its own, driven by
+ * whoever waits on it.
  *
- * The transfer thread writes the body into a bounded ring; when the ring is full its write
- * callback blocks on a condvar until the reader makes room, which stops curl reading the
- * socket (TCP back-pressure) with no curl_easy_pause cross-thread dance. The opener waits
- * until the headers say 2xx (then reads stream) or the transfer ends with an error body
- * (then the open fails with that error's errno). */
+ * There is no transfer thread: t2_stream_open and t2_stream_read_timed run curl_multi_perform
+ * and curl_multi_poll on the caller's thread until what they wait for is there. During a read
+ * the write callback copies the body straight into the reader's buffer; the part of a chunk
+ * that does not fit goes to a spill buffer, served first by the next read. Once the reader's
+ * buffer is full the next chunk pauses the transfer: curl keeps the rest of the socket read it
+ * was delivering (at most its buffer, T2_STREAM_BUFFER) and reads no more until the next read
+ * resumes it. Before the first read (the open), chunks go to the spill until it is full. So a
+ * stream holds at most curl's buffer, the spill and one paused read, and between reads nothing
+ * reads the socket: the twin is held back by TCP. t2_stream_cancel sets a flag and wakes
+ * curl_multi_poll (curl_multi_wakeup), so the mutex only guards that flag. */
 #include "t2_stream.h"
 
 #include <curl/curl.h>
@@ -27,35 +33,35 @@
 #define OPEN_MARGIN_S 5.0
 /* The error body of a failed request is small JSON; more is not a twin. */
 #define MAX_ERROR_BODY 65536
-/* The ring size as a size_t (the header's constant is an int expression). */
-#define RING_SIZE ((size_t)T2_STREAM_BUFFER)
+/* The spill's size, and curl's read size, as a size_t. */
+#define SPILL_SIZE ((size_t)T2_STREAM_BUFFER)
 
 static atomic_uint open_count;
 
 struct t2_stream {
-    pthread_t thread;
-    bool thread_started;
+    CURLM *multi;
     CURL *h;
+    bool attached; /* h is in multi */
     struct curl_slist *headers;
     void *body;
     size_t body_len;
 
+    /* Guards cancelled only: the one field another thread touches during a read. */
     pthread_mutex_t lock;
-    pthread_cond_t cond;
-    unsigned char *ring;
-    size_t ring_head; /* index of the oldest unread byte */
-    size_t ring_len;  /* unread bytes */
-    bool reader_waiting;
-    size_t reader_want; /* bytes the waiting reader would like before it is woken */
-    bool writer_waiting;
+    bool cancelled; /* reads return -ESHUTDOWN */
 
-    bool status_known; /* headers of the final answer seen */
+    /* The rest belongs to whoever drives the transfer (the opener, then the reader). */
+    char *dst; /* the reader's buffer while a read drives the transfer, else NULL */
+    size_t dst_len, dst_got;
+    unsigned char *spill; /* bytes past the end of a reader's buffer */
+    size_t spill_off, spill_len, spill_cap;
+    bool paused; /* the write callback paused the transfer: curl holds a chunk */
+
+    bool status_known; /* a 2xx answer's headers seen */
     long status;
     bool done; /* the transfer ended */
     CURLcode result;
-    long os_errno;  /* the OS error of a failed connect (CURLINFO_OS_ERRNO) */
-    bool closing;   /* close: the transfer must end */
-    bool cancelled; /* reads return -ESHUTDOWN */
+    long os_errno; /* the OS error of a failed connect (CURLINFO_OS_ERRNO) */
     char *mime;
     char *error_body;
     size_t error_len;
@@ -65,6 +71,21 @@ struct t2_stream {
 unsigned t2_stream_count_open(void)
 {
     return atomic_load(&open_count);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool is_cancelled(struct t2_stream *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool c = s->cancelled;
+    pthread_mutex_unlock(&s->lock);
+    return c;
 }
 
 static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
@@ -80,111 +101,168 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
         return n;
     char *ct = NULL;
     curl_easy_getinfo(s->h, CURLINFO_CONTENT_TYPE, &ct);
-    pthread_mutex_lock(&s->lock);
     s->status = status;
     if (status >= 200 && status < 300) {
         s->mime = strdup(ct && *ct ? ct : "application/octet-stream");
+        if (!s->mime)
+            return 0;
         s->status_known = true; /* non-2xx: known once the error body is in */
-        pthread_cond_broadcast(&s->cond);
     }
-    pthread_mutex_unlock(&s->lock);
     return n;
+}
+
+/* An error answer: keep its JSON body for classification. */
+static size_t keep_error_body(struct t2_stream *s, const char *ptr, size_t n)
+{
+    if (s->error_len + n > MAX_ERROR_BODY)
+        return 0;
+    char *p = realloc(s->error_body, s->error_len + n + 1);
+    if (!p)
+        return 0;
+    memcpy(p + s->error_len, ptr, n);
+    s->error_len += n;
+    p[s->error_len] = '\0';
+    s->error_body = p;
+    return n;
+}
+
+/* Appends to the spill. Grows it only for a chunk bigger than curl's buffer, which curl does
+ * not make, so the spill stays at SPILL_SIZE. Returns false without memory. */
+static bool spill_put(struct t2_stream *s, const char *ptr, size_t n)
+{
+    if (s->spill_len == 0)
+        s->spill_off = 0;
+    if (s->spill_off + s->spill_len + n > s->spill_cap) {
+        memmove(s->spill, s->spill + s->spill_off, s->spill_len);
+        s->spill_off = 0;
+        if (s->spill_len + n > s->spill_cap) {
+            unsigned char *p = realloc(s->spill, s->spill_len + n);
+            if (!p)
+                return false;
+            s->spill = p;
+            s->spill_cap = s->spill_len + n;
+        }
+    }
+    memcpy(s->spill + s->spill_off + s->spill_len, ptr, n);
+    s->spill_len += n;
+    return true;
 }
 
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     struct t2_stream *s = userdata;
     size_t n = size * nmemb;
-    size_t off = 0;
 
-    pthread_mutex_lock(&s->lock);
-    if (s->status < 200 || s->status >= 300) {
-        /* An error answer: keep its JSON body for classification. */
-        if (s->error_len + n > MAX_ERROR_BODY) {
-            pthread_mutex_unlock(&s->lock);
-            return 0;
-        }
-        char *p = realloc(s->error_body, s->error_len + n + 1);
-        if (!p) {
-            pthread_mutex_unlock(&s->lock);
-            return 0;
-        }
-        memcpy(p + s->error_len, ptr, n);
-        s->error_len += n;
-        p[s->error_len] = '\0';
-        s->error_body = p;
-        pthread_mutex_unlock(&s->lock);
+    if (s->status < 200 || s->status >= 300)
+        return keep_error_body(s, ptr, n);
+    size_t room = s->dst ? s->dst_len - s->dst_got : 0;
+    if (room > 0) {
+        /* The reader's buffer has room, so the spill is empty: the part of the chunk that does
+         * not fit goes there. */
+        size_t take = n < room ? n : room;
+        memcpy(s->dst + s->dst_got, ptr, take);
+        s->dst_got += take;
+        if (take < n && !spill_put(s, ptr + take, n - take))
+            return 0; /* aborts the transfer: no memory */
         return n;
     }
-    while (off < n) {
-        while (!s->closing && s->ring_len == RING_SIZE) {
-            s->writer_waiting = true;
-            pthread_cond_wait(&s->cond, &s->lock);
-            s->writer_waiting = false;
-        }
-        if (s->closing) {
-            pthread_mutex_unlock(&s->lock);
-            return 0; /* aborts the transfer */
-        }
-        size_t tail = (s->ring_head + s->ring_len) % RING_SIZE;
-        size_t room = RING_SIZE - s->ring_len;
-        size_t chunk = n - off;
-        if (chunk > room)
-            chunk = room;
-        if (chunk > RING_SIZE - tail)
-            chunk = RING_SIZE - tail;
-        memcpy(s->ring + tail, ptr + off, chunk);
-        s->ring_len += chunk;
-        off += chunk;
-        /* Wake the reader once it can fill its request (or the ring is full): one switch per
-         * request rather than one per network read. */
-        if (s->reader_waiting && (s->ring_len >= s->reader_want || s->ring_len == RING_SIZE))
-            pthread_cond_broadcast(&s->cond);
+    if (s->dst || (s->spill_len > 0 && s->spill_len + n > s->spill_cap)) {
+        /* The reader's buffer is full (or, before the first read, the spill): curl keeps the
+         * rest of what it read from the socket until the next read resumes the transfer, and
+         * reads no more. */
+        s->paused = true;
+        return CURL_WRITEFUNC_PAUSE;
     }
-    pthread_mutex_unlock(&s->lock);
-    return n;
+    return spill_put(s, ptr, n) ? n : 0;
 }
 
-static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow)
+/* Notes the end of the transfer, if it came. */
+static void collect(struct t2_stream *s)
 {
-    struct t2_stream *s = userdata;
-    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-    pthread_mutex_lock(&s->lock);
-    bool closing = s->closing;
-    pthread_mutex_unlock(&s->lock);
-    return closing ? 1 : 0;
-}
+    struct CURLMsg *m;
+    int left;
 
-static void *transfer_main(void *arg)
-{
-    struct t2_stream *s = arg;
-    CURLcode rc = curl_easy_perform(s->h);
-    long os_errno = 0;
-    /* Why a connect failed: the process out of fds is not the twin being unreachable. */
-    if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) {
-        curl_easy_getinfo(s->h, CURLINFO_OS_ERRNO, &os_errno);
-        /* curl keeps no errno when socket() itself failed: ask the same question again. */
-        if (os_errno == 0) {
-            int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-            if (fd < 0)
-                os_errno = errno;
-            else
-                close(fd);
+    for (;;) {
+        m = curl_multi_info_read(s->multi, &left);
+        if (!m)
+            return;
+        if (m->msg != CURLMSG_DONE || m->easy_handle != s->h)
+            continue;
+        CURLcode rc = m->data.result;
+        long os_errno = 0;
+        /* Why a connect failed: the process out of fds is not the twin being unreachable. */
+        if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) {
+            curl_easy_getinfo(s->h, CURLINFO_OS_ERRNO, &os_errno);
+            /* curl keeps no errno when socket() itself failed: ask the same question again. */
+            if (os_errno == 0) {
+                int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (fd < 0)
+                    os_errno = errno;
+                else
+                    close(fd);
+            }
         }
+        s->done = true;
+        s->result = rc;
+        s->os_errno = os_errno;
+        if (!s->status_known && s->status == 0)
+            curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &s->status);
     }
-    pthread_mutex_lock(&s->lock);
-    s->done = true;
-    s->result = rc;
-    s->os_errno = os_errno;
-    if (!s->status_known && s->status == 0)
-        curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &s->status);
-    pthread_cond_broadcast(&s->cond);
-    pthread_mutex_unlock(&s->lock);
-    return NULL;
 }
 
-/* The twin_error of a transfer that ended before a 2xx answer. Lock held. */
+/* What a drive waits for. */
+enum want {
+    WANT_STATUS, /* the answer's status (open) */
+    WANT_ANY,    /* one byte in the reader's buffer */
+    WANT_FULL,   /* the reader's buffer full */
+};
+
+static bool satisfied(const struct t2_stream *s, enum want w)
+{
+    if (s->done)
+        return true;
+    switch (w) {
+    case WANT_STATUS:
+        return s->status_known;
+    case WANT_ANY:
+        return s->dst_got > 0;
+    default:
+        return s->dst_got == s->dst_len;
+    }
+}
+
+/* Runs the transfer on this thread until w, the end of the transfer, a cancel or the deadline
+ * (end_s on the CLOCK_MONOTONIC scale, < 0: none). Returns 0 when w or the end came, -ETIMEDOUT,
+ * -ESHUTDOWN, or -EIO when curl itself failed. */
+static int drive(struct t2_stream *s, enum want w, double end_s)
+{
+    if (satisfied(s, w))
+        return 0;
+    for (;;) {
+        if (is_cancelled(s))
+            return -ESHUTDOWN;
+        int running = 0;
+        if (curl_multi_perform(s->multi, &running) != CURLM_OK)
+            return -EIO;
+        collect(s);
+        if (satisfied(s, w))
+            return 0;
+        if (s->paused)
+            return 0; /* the spill is full: the buffer is as full as it gets */
+        int wait_ms = 1000;
+        if (end_s >= 0) {
+            double left = end_s - now_s();
+            if (left <= 0)
+                return -ETIMEDOUT;
+            wait_ms = left * 1000 < 1000 ? (int)(left * 1000) + 1 : 1000;
+        }
+        /* Returns on data, on curl's own timers, on a wakeup (cancel), or after wait_ms. */
+        if (curl_multi_poll(s->multi, NULL, 0, wait_ms, NULL) != CURLM_OK)
+            return -EIO;
+    }
+}
+
+/* The twin_error of a transfer that ended before a 2xx answer. */
 static enum twin_error classify_failure(const struct t2_stream *s)
 {
     if (s->status >= 300) {
@@ -214,24 +292,32 @@ static char *escape(const char *s)
 
 static void stream_destroy(struct t2_stream *s)
 {
-    if (s->thread_started) {
-        pthread_mutex_lock(&s->lock);
-        s->closing = true;
-        pthread_cond_broadcast(&s->cond);
-        pthread_mutex_unlock(&s->lock);
-        pthread_join(s->thread, NULL);
-    }
+    if (s->attached)
+        curl_multi_remove_handle(s->multi, s->h);
     if (s->h)
         curl_easy_cleanup(s->h);
+    if (s->multi)
+        curl_multi_cleanup(s->multi);
     curl_slist_free_all(s->headers);
-    pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->lock);
-    free(s->ring);
+    free(s->spill);
     free(s->body);
     free(s->mime);
     free(s->error_body);
     free(s);
     atomic_fetch_sub(&open_count, 1);
+}
+
+/* Why curl_multi_init found no fds for its wakeup pipe (curl does not keep errno): asks for a
+ * pair again. EMFILE or ENFILE when the process or the system is out of fds, else ENOMEM. */
+static int pair_errno(void)
+{
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
+        return errno == EMFILE || errno == ENFILE ? errno : ENOMEM;
+    close(fds[0]);
+    close(fds[1]);
+    return ENOMEM;
 }
 
 int t2_stream_open(struct twin_client *c, const char *asset, const char *type, const void *data,
@@ -259,12 +345,12 @@ int t2_stream_open(struct twin_client *c, const char *asset, const char *type, c
         return -ENOMEM;
     }
     pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->cond, NULL);
-    s->ring = malloc(RING_SIZE);
+    s->spill = malloc(SPILL_SIZE);
+    s->spill_cap = SPILL_SIZE;
     s->body = malloc(len ? len : 1);
     ea = escape(asset);
     et = escape(type);
-    if (!s->ring || !s->body || !ea || !et)
+    if (!s->spill || !s->body || !ea || !et)
         goto fail_nomem;
     if (len)
         memcpy(s->body, data, len);
@@ -296,51 +382,43 @@ int t2_stream_open(struct twin_client *c, const char *asset, const char *type, c
     curl_easy_setopt(s->h, CURLOPT_HEADERDATA, s);
     curl_easy_setopt(s->h, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(s->h, CURLOPT_WRITEDATA, s);
-    curl_easy_setopt(s->h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(s->h, CURLOPT_XFERINFODATA, s);
-    curl_easy_setopt(s->h, CURLOPT_NOPROGRESS, 0L);
-    /* Bigger reads from the socket: fewer wake-ups of the reader per MiB. */
-    curl_easy_setopt(s->h, CURLOPT_BUFFERSIZE, 512L * 1024);
+    /* Bigger reads from the socket: fewer calls into curl per MiB. */
+    curl_easy_setopt(s->h, CURLOPT_BUFFERSIZE, (long)SPILL_SIZE);
     curl_free(ea);
     curl_free(et);
     ea = et = NULL;
 
-    int r = pthread_create(&s->thread, NULL, transfer_main, s);
-    if (r != 0) {
+    /* The multi handle needs fds for its wakeup pipe, which cancel needs: without them it
+     * fails, or quietly does without the pipe (trying it once here costs one spurious return
+     * of the first poll). */
+    s->multi = curl_multi_init();
+    if (!s->multi || curl_multi_wakeup(s->multi) != CURLM_OK) {
+        int r = pair_errno();
         stream_destroy(s);
-        return -r;
+        return -r; /* *ret_error stays TWIN_FAILED */
     }
-    s->thread_started = true;
+    if (curl_multi_add_handle(s->multi, s->h) != CURLM_OK)
+        goto fail_nomem;
+    s->attached = true;
 
     /* Wait for the answer's status, bounded by the request's timeout plus a margin. */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    double end = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + timeout_s + OPEN_MARGIN_S;
-    ts.tv_sec = (time_t)end;
-    ts.tv_nsec = (long)((end - (double)ts.tv_sec) * 1e9);
-    pthread_mutex_lock(&s->lock);
-    bool timed_out = false;
-    while (!s->status_known && !s->done) {
-        if (pthread_cond_timedwait(&s->cond, &s->lock, &ts) == ETIMEDOUT) {
-            timed_out = !s->status_known && !s->done;
-            break;
-        }
-    }
-    if (s->status_known) {
-        pthread_mutex_unlock(&s->lock);
+    int r = drive(s, WANT_STATUS, now_s() + timeout_s + OPEN_MARGIN_S);
+    if (r == 0 && s->status_known) {
         if (ret_error)
             *ret_error = TWIN_OK;
         *ret = s;
         return 0;
     }
-    e = timed_out ? TWIN_T2_TIMEOUT : classify_failure(s);
-    long os_errno = timed_out ? 0 : s->os_errno;
-    pthread_mutex_unlock(&s->lock);
-    if (os_errno == EMFILE || os_errno == ENFILE) {
-        stream_destroy(s);
-        return -(int)os_errno; /* *ret_error stays TWIN_FAILED */
-    }
+    if (r == -ETIMEDOUT)
+        e = TWIN_T2_TIMEOUT;
+    else if (r == 0)
+        e = classify_failure(s);
+    long os_errno = r == 0 ? s->os_errno : 0;
     stream_destroy(s);
+    if (os_errno == EMFILE || os_errno == ENFILE)
+        return -(int)os_errno; /* *ret_error stays TWIN_FAILED */
+    if (r == -ESHUTDOWN)
+        e = TWIN_SHUTDOWN;
     if (ret_error)
         *ret_error = e;
     return -twin_error_errno(e);
@@ -352,64 +430,58 @@ fail_nomem:
     return -ENOMEM;
 }
 
+/* Moves spilled bytes to buf; returns the count. */
+static size_t take_spill(struct t2_stream *s, char *buf, size_t len)
+{
+    size_t n = s->spill_len < len ? s->spill_len : len;
+    memcpy(buf, s->spill + s->spill_off, n);
+    s->spill_off += n;
+    s->spill_len -= n;
+    if (s->spill_len == 0)
+        s->spill_off = 0;
+    return n;
+}
+
 ssize_t t2_stream_read_timed(struct t2_stream *s, void *buf, size_t len, int timeout_ms)
 {
-    struct timespec deadline;
-    size_t got = 0;
+    double end_s = timeout_ms >= 0 ? now_s() + timeout_ms / 1000.0 : -1;
+    size_t got;
+    int r = 0;
 
-    if (timeout_ms >= 0) {
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += timeout_ms / 1000;
-        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
+    if (is_cancelled(s))
+        return -ESHUTDOWN;
+    if (len == 0)
+        return 0;
+    got = take_spill(s, buf, len);
+    if (got < len && (!s->done || s->paused)) {
+        /* The spill is empty: curl writes straight into buf from here on. */
+        s->dst = buf;
+        s->dst_len = len;
+        s->dst_got = got;
+        if (s->paused) {
+            /* Hands over the chunk curl kept, through on_write, which may pause again. */
+            s->paused = false;
+            if (curl_easy_pause(s->h, CURLPAUSE_CONT) != CURLE_OK)
+                r = -EIO;
         }
-    }
-    pthread_mutex_lock(&s->lock);
-    for (;;) {
-        if (s->cancelled) {
-            pthread_mutex_unlock(&s->lock);
-            return -ESHUTDOWN;
-        }
-        /* Untimed: any byte will do. Timed: wait for a full request until the deadline, then
+        /* Untimed: any byte will do. Timed: wait for a full buffer until the deadline, then
          * take what is there, so bytes that arrived are never held back for long. */
-        size_t want = timeout_ms < 0 ? 1 : len;
-        if (s->ring_len >= want || s->ring_len == RING_SIZE || s->done || len == 0)
-            break;
-        s->reader_waiting = true;
-        s->reader_want = want;
-        int r = timeout_ms < 0 ? pthread_cond_wait(&s->cond, &s->lock)
-                               : pthread_cond_timedwait(&s->cond, &s->lock, &deadline);
-        s->reader_waiting = false;
-        if (r == ETIMEDOUT) {
-            if (s->ring_len > 0)
-                break;
-            pthread_mutex_unlock(&s->lock);
-            return -EAGAIN;
-        }
-    }
-    while (got < len && s->ring_len > 0) {
-        size_t chunk = s->ring_len;
-        if (chunk > len - got)
-            chunk = len - got;
-        if (chunk > RING_SIZE - s->ring_head)
-            chunk = RING_SIZE - s->ring_head;
-        memcpy((char *)buf + got, s->ring + s->ring_head, chunk);
-        s->ring_head = (s->ring_head + chunk) % RING_SIZE;
-        s->ring_len -= chunk;
-        got += chunk;
+        if (r == 0)
+            r = drive(s, timeout_ms < 0 ? WANT_ANY : WANT_FULL, end_s);
+        got = s->dst_got;
+        s->dst = NULL;
+        s->dst_len = s->dst_got = 0;
     }
     s->position += got;
-    /* Wake the writer only once half the ring is free: fewer switches per MiB. */
-    if (got > 0 && s->writer_waiting && s->ring_len <= RING_SIZE / 2)
-        pthread_cond_broadcast(&s->cond);
-    if (got == 0 && len > 0 && s->done && s->result != CURLE_OK) {
-        pthread_mutex_unlock(&s->lock);
+    if (got > 0)
+        return (ssize_t)got;
+    if (r == -ETIMEDOUT)
+        return -EAGAIN;
+    if (r < 0)
+        return r;
+    if (s->done && s->result != CURLE_OK && s->spill_len == 0 && !s->paused)
         return -EIO; /* cut without the last chunk: TWIN_CUT */
-    }
-    pthread_mutex_unlock(&s->lock);
-    return (ssize_t)got;
+    return 0;
 }
 
 ssize_t t2_stream_read(struct t2_stream *s, void *buf, size_t len)
@@ -431,8 +503,8 @@ void t2_stream_cancel(struct t2_stream *s)
 {
     pthread_mutex_lock(&s->lock);
     s->cancelled = true;
-    pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->lock);
+    curl_multi_wakeup(s->multi);
 }
 
 void t2_stream_close(struct t2_stream *s)

@@ -2,10 +2,13 @@
  *
  * t2_stream_open sends POST /v1/assets/{asset}/t2/{type}?timeout=S with data as the body and
  * returns once the answer's status is known, so every failure before the first byte is the
- * open's error. The body then streams through a bounded buffer: when the reader is slower than
- * the twin, the transfer is paused (TCP back-pressure), so memory per stream stays bounded
- * whatever the size of the response. Reads and close may come from different threads; one
- * reader at a time. */
+ * open's error. The body is then pulled by the reader: there is no transfer thread; each read
+ * drives the transfer on the caller's thread and curl writes the body straight into the
+ * caller's buffer. What arrives past the end of that buffer is kept for the next read (a few
+ * times T2_STREAM_BUFFER at most). While no one reads, no one reads the socket either, so the
+ * twin is held back by TCP and memory per stream stays bounded whatever the size of the
+ * response. Reads and close may come from different threads, never at the
+ * same time; one reader at a time. Only t2_stream_cancel may run alongside a read. */
 #pragma once
 #include <stddef.h>
 #include <sys/types.h>
@@ -16,8 +19,9 @@ struct twin_client;
 
 /* Bound on concurrent streams across the process; past it open fails with -EMFILE. */
 #define T2_STREAM_MAX_OPEN 4096
-/* Bytes buffered per stream. */
-#define T2_STREAM_BUFFER ((size_t)1024 * 1024)
+/* Bytes curl reads from the socket at once; also the bound on the bytes a stream keeps past the
+ * end of a reader's buffer. */
+#define T2_STREAM_BUFFER ((size_t)512 * 1024)
 
 /* Returns 0 with *ret, or the negative errno of the failure's twin_error (twin_error_errno),
  * with *ret_error (may be NULL) set to the twin_error itself. timeout_s bounds the wait for
@@ -31,9 +35,9 @@ int t2_stream_open(struct twin_client *c, const char *asset, const char *type, c
 ssize_t t2_stream_read(struct t2_stream *s, void *buf, size_t len);
 
 /* Like t2_stream_read, but waits at most timeout_ms (< 0: no limit) and prefers to fill buf:
- * it returns once len bytes are there, or the ring is full, or the response ended, or the
- * deadline passed with at least one byte. Returns -EAGAIN if the deadline passed with none,
- * so the caller can check for an interrupt or a shutdown and wait again. */
+ * it returns once len bytes are there, or the response ended, or the deadline passed with at
+ * least one byte. Returns -EAGAIN if the deadline passed with none, so the caller can check
+ * for an interrupt or a shutdown and wait again. */
 ssize_t t2_stream_read_timed(struct t2_stream *s, void *buf, size_t len, int timeout_ms);
 
 /* The mime of the response (Content-Type), never NULL once open succeeded. */
@@ -42,10 +46,12 @@ const char *t2_stream_mime(const struct t2_stream *s);
 /* Bytes delivered to the reader so far. */
 unsigned long long t2_stream_position(const struct t2_stream *s);
 
-/* Wakes a blocked reader with -ESHUTDOWN (for shutdown). */
+/* Wakes a blocked reader with -ESHUTDOWN (for shutdown); later reads get -ESHUTDOWN too. The
+ * one call that may run on another thread while a read is in progress. */
 void t2_stream_cancel(struct t2_stream *s);
 
-/* Aborts the transfer if still running and frees everything. Accepts NULL. */
+/* Aborts the transfer if still running and frees everything. Accepts NULL. Never while a
+ * read or a cancel of s is in progress. */
 void t2_stream_close(struct t2_stream *s);
 
 /* Streams currently open in this process (for status). */
