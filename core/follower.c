@@ -43,7 +43,10 @@ struct follower {
     struct pending *pending;
     json_t *assets;      /* id -> integer key of the live assets */
     json_t *last_offset; /* id -> offset of the last event delivered (offsets only grow) */
-    uint64_t next_key;   /* keys are never reused, so a re-created asset's acks stay apart */
+    /* "name/version" -> until when (monotonic s) a schema whose fetch failed even when tried
+     * again is fetched once per event, not retried. Stream thread only. */
+    json_t *schema_retry_off;
+    uint64_t next_key; /* keys are never reused, so a re-created asset's acks stay apart */
     uint64_t snapshot_head;
     struct follower_status st;
 };
@@ -146,7 +149,8 @@ int follower_new(const struct follower_config *cfg, const struct follower_callba
         goto fail;
     f->assets = json_object();
     f->last_offset = json_object();
-    if (!f->assets || !f->last_offset) {
+    f->schema_retry_off = json_object();
+    if (!f->assets || !f->last_offset || !f->schema_retry_off) {
         r = -ENOMEM;
         goto fail;
     }
@@ -290,20 +294,48 @@ static bool wait_unless_stopping(struct follower *f, int ms)
     return stopping;
 }
 
-/* The event's schema. A fetch that failed for another reason than "no such schema" or "not a
- * schema" (the twin restarting, a 503, a timeout) is tried again a few times, about 3.5 s in
- * all: otherwise a blip would deliver the event without its data for good (its file would show
- * data_b64 and an error until removed). */
+static double monotonic_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* How long a schema whose fetch failed even when tried again is not retried. */
+#define SCHEMA_RETRY_OFF_S 30.0
+
+/* The event's schema. A fetch that failed quickly for another reason than "no such schema" or
+ * "not a schema" (a 503, the twin restarting) is tried again after 0.1, 0.4, 1 and 2 s: a blip
+ * would otherwise deliver the event without its data for good (data_b64 and an error). Not a
+ * timeout (trying again would multiply a wait that was long already), and not for 30 s after
+ * the same schema failed all its tries: a schema store that stays broken must not stall the
+ * stream for seconds per event. */
 static int get_schema(struct follower *f, const char *name, int version,
                       const struct event_schema **ret)
 {
     static const int retry_ms[] = {100, 400, 1000, 2000};
     int r = schema_cache_get(f->schemas, name, version, ret);
-
-    for (size_t i = 0; r < 0 && r != -ENOENT && r != -EINVAL && i < 4; i++) {
+    if (r == 0 || r == -ENOENT || r == -EINVAL || r == -ETIMEDOUT)
+        return r;
+    char key[RECORD_MAX_NAME + 16];
+    snprintf(key, sizeof(key), "%s/%d", name, version);
+    double now = monotonic_s();
+    if (json_real_value(json_object_get(f->schema_retry_off, key)) > now)
+        return r;
+    for (size_t i = 0; i < sizeof(retry_ms) / sizeof(retry_ms[0]); i++) {
         if (wait_unless_stopping(f, retry_ms[i]))
-            break;
+            return r;
         r = schema_cache_get(f->schemas, name, version, ret);
+        if (r == 0 || r == -ENOENT || r == -EINVAL || r == -ETIMEDOUT)
+            break;
+    }
+    if (r == 0) {
+        json_object_del(f->schema_retry_off, key);
+    } else {
+        if (json_object_size(f->schema_retry_off) >= 1024)
+            json_object_clear(f->schema_retry_off); /* a twin failing every name: stay bounded */
+        json_object_set_new(f->schema_retry_off, key,
+                            json_real(monotonic_s() + SCHEMA_RETRY_OFF_S));
     }
     return r;
 }
@@ -578,6 +610,7 @@ void follower_free(struct follower *f)
     pending_free(f->pending);
     json_decref(f->assets);
     json_decref(f->last_offset);
+    json_decref(f->schema_retry_off);
     pthread_cond_destroy(&f->window);
     pthread_mutex_destroy(&f->lock);
     free(f->url);

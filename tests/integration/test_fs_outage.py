@@ -90,9 +90,17 @@ def test_schema_store_blip_is_retried(twin, tmp_path):
         doc = read_json(os.path.join(m.events_dir("a"), stuck))
         assert "schema fetch failed" in doc["error"], doc
         assert doc["data_b64"]
+        # the next event of that schema, soon after: one fetch, no retries (a store that stays
+        # broken must not stall the stream for seconds per event)
+        left = twin.hook_state()["hooks"]["schema_failures"]
+        t0 = time.monotonic()
+        twin.publish("a", "Pong", 2, {"msg": "once more"})
+        m.wait_for(lambda: event_name(2, "Pong") in m.events("a"), 15, "the next Pong")
+        assert time.monotonic() - t0 < 3
+        assert twin.hook_state()["hooks"]["schema_failures"] == left - 1
         twin.hook("reset")
         twin.publish("a", "Ping", 1, {"n": 7})
-        later = event_name(2, "Ping")
+        later = event_name(3, "Ping")
         m.wait_for(lambda: later in m.events("a"), 15, "the event after the undecodable one")
         assert read_json(os.path.join(m.events_dir("a"), later))["data"] == {"n": 7}
 
