@@ -246,9 +246,9 @@ static int new_error(const struct mount_options *o, int r)
     }
 }
 
-/* Each open T2 file holds a socket, and the daemon needs a few dozen fds of its own (FUSE,
- * the tracker, the stream, curl's). */
-#define FDS_PER_T2_FILE   1u
+/* Each open T2 file holds a socket and the socket pair that wakes its transfer (t2_stream), and
+ * the daemon needs a few dozen fds of its own (FUSE, the tracker, the stream, curl's). */
+#define FDS_PER_T2_FILE   3u
 #define FDS_OF_THE_DAEMON 64u
 
 /* Raises the soft limit on fds to the hard one (a shell's default soft limit, 1024, is lower

@@ -281,6 +281,9 @@ try:
         time.sleep(0.05)
     with open(m.path("assets", "a", "t2", "Generated", "100"), "rb") as f:
         out["after"] = len(f.read())
+    deadline = time.monotonic() + 20  # the event may still be materializing
+    while not m.events("a") and time.monotonic() < deadline:
+        time.sleep(0.02)
     ev = sorted(m.events("a"))[0]
     os.unlink(os.path.join(m.events_dir("a"), ev))
     out["acked"] = m.status()["acked"]
