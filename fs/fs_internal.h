@@ -102,8 +102,28 @@ void materializer_init_done(struct twinfs *fs);
  * -ETIMEDOUT (it is blocked in a call on the mount; call again once the session is closed). */
 int materializer_stop(struct twinfs *fs, unsigned timeout_ms);
 
+/* Adds h, an open file, to fs's list; destroy frees it. */
+void handles_track(struct twinfs *fs, struct open_handle *h,
+                   void (*destroy)(struct open_handle *h));
+
+/* Takes h off the list and destroys it (the release). */
+void handles_release(struct twinfs *fs, struct open_handle *h);
+
 /* Closes and frees the files still open; only once the session loop has ended. */
 void handles_close_all(struct twinfs *fs);
+
+/* T2 files (t2_files.c). Their mime is also an xattr; cat and cp read them in blocks of
+ * st_blksize, 1 MiB: one FUSE request each (the kernel's max_pages is 256), 8x fewer than the
+ * 128 KiB default. */
+#define T2_XATTR_MIME   "user.twin.mime"
+#define T2_READ_BLKSIZE (1024L * 1024L)
+
+/* The open of a T2 file: sends the request and replies with the open or its failure's errno. */
+void t2_file_open(struct twinfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* A read of an open T2 file (oh is its fi->fh): the next bytes of the stream, in order. */
+void t2_file_read(struct twinfs *fs, fuse_req_t req, struct open_handle *oh, size_t size,
+                  off_t off);
 
 /* The status file's content: a malloc'd JSON text, or NULL on ENOMEM. */
 char *status_render(struct twinfs *fs, size_t *ret_len);

@@ -13,9 +13,6 @@
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
-#include "t2_stream.h"
-
-#define T2_XATTR_MIME "user.twin.mime"
 
 const char *const fs_op_names[FS_OP_COUNT] = {
     [FS_OP_INIT] = "init",
@@ -52,67 +49,12 @@ const char *const fs_op_names[FS_OP_COUNT] = {
     [FS_OP_IOCTL] = "ioctl",
 };
 
-/* An open T2 file: one stream, read sequentially. */
-struct t2_handle {
-    struct open_handle link; /* first: a t2_handle is an open_handle */
-    struct twinfs *fs;
-    struct t2_stream *stream;
-    pthread_mutex_t lock; /* one reader at a time; the kernel may send reads on any thread */
-    uint64_t pos;
-    int err; /* a failure seen after some bytes were returned: the next read gets it */
-};
-
 /* An open status file: a snapshot taken at open. */
 struct status_handle {
     struct open_handle link; /* first: a status_handle is an open_handle */
     char *text;
     size_t len;
 };
-
-static void handle_track(struct twinfs *fs, struct open_handle *h,
-                         void (*destroy)(struct open_handle *h))
-{
-    h->destroy = destroy;
-    pthread_mutex_lock(&fs->handles_lock);
-    h->next = &fs->handles;
-    h->prev = fs->handles.prev;
-    h->prev->next = h;
-    fs->handles.prev = h;
-    pthread_mutex_unlock(&fs->handles_lock);
-}
-
-/* Unlinks h from the open files and destroys it. */
-static void handle_release(struct twinfs *fs, struct open_handle *h)
-{
-    pthread_mutex_lock(&fs->handles_lock);
-    h->prev->next = h->next;
-    h->next->prev = h->prev;
-    pthread_mutex_unlock(&fs->handles_lock);
-    h->destroy(h);
-}
-
-void handles_close_all(struct twinfs *fs)
-{
-    pthread_mutex_lock(&fs->handles_lock);
-    while (fs->handles.next != &fs->handles) {
-        struct open_handle *h = fs->handles.next;
-        h->prev->next = h->next;
-        h->next->prev = h->prev;
-        pthread_mutex_unlock(&fs->handles_lock);
-        h->destroy(h);
-        pthread_mutex_lock(&fs->handles_lock);
-    }
-    pthread_mutex_unlock(&fs->handles_lock);
-}
-
-static void t2_handle_destroy(struct open_handle *oh)
-{
-    struct t2_handle *h = (struct t2_handle *)oh;
-    t2_stream_close(h->stream);
-    pthread_mutex_destroy(&h->lock);
-    atomic_fetch_sub(&h->fs->t2_open, 1);
-    free(h);
-}
 
 static void status_handle_destroy(struct open_handle *oh)
 {
@@ -137,8 +79,6 @@ static bool is_dir_kind(enum node_kind k)
            k == NODE_EVENTS || k == NODE_T2 || k == NODE_T2_TYPE;
 }
 
-#define T2_READ_BLKSIZE (1024 * 1024)
-
 static void fill_attr(const struct twinfs *fs, const struct node *n, struct stat *st)
 {
     memset(st, 0, sizeof(*st));
@@ -154,9 +94,7 @@ static void fill_attr(const struct twinfs *fs, const struct node *n, struct stat
     }
     st->st_mode = S_IFREG | 0444;
     st->st_nlink = n->state == NODE_REMOVED ? 0 : 1;
-    /* cat, cp and dd size their reads from st_blksize: 1 MiB reads of a T2 stream are one FUSE
-     * request each (the kernel's max_pages is 256), 8x fewer than the 128 KiB default. */
-    if (n->kind == NODE_T2_FILE)
+    if (n->kind == NODE_T2_FILE) /* cat and cp read that much at a time */
         st->st_blksize = T2_READ_BLKSIZE;
     if (n->kind == NODE_EVENT) {
         st->st_size = (off_t)n->u.ev.content_len;
@@ -181,11 +119,6 @@ static void fill_entry(struct twinfs *fs, const struct node *n, struct fuse_entr
     fill_attr(fs, n, &e->attr);
     e->attr_timeout = node_timeout(fs, n);
     e->entry_timeout = node_timeout(fs, n);
-}
-
-static bool shown(const struct node *n)
-{
-    return n && n->state == NODE_VISIBLE;
 }
 
 /* A valid name for an on-demand T2 node (it is also the request's data). */
@@ -216,7 +149,7 @@ static struct node *find_child(struct twinfs *fs, struct node *parent, const cha
     struct node *n = NULL;
 
     *ret_err = ENOENT;
-    if (!shown(parent))
+    if (!node_shown(parent))
         return NULL;
     switch (parent->kind) {
     case NODE_ROOT:
@@ -262,7 +195,7 @@ static struct node *find_child(struct twinfs *fs, struct node *parent, const cha
         *ret_err = ENOTDIR;
         return NULL;
     }
-    return shown(n) ? n : NULL;
+    return node_shown(n) ? n : NULL;
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -373,26 +306,35 @@ static bool is_materializer(struct twinfs *fs, fuse_req_t req)
     return tid > 0 && ctx->pid == tid;
 }
 
-static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+static void show_event(struct twinfs *fs, struct node *n)
 {
-    struct twinfs *fs = req_fs(req);
-    struct fuse_entry_param e;
-    int err = EROFS;
+    n->state = NODE_VISIBLE;
+    fs->tree.visible_events++;
+}
 
-    count(fs, FS_OP_MKNOD);
-    if (!is_materializer(fs, req)) {
-        fuse_reply_err(req, EROFS); /* a user's create */
-        return;
-    }
-    pthread_mutex_lock(&fs->tree.lock);
-    struct node *p = tree_get(&fs->tree, parent);
-    struct node *n = p && p->kind == NODE_EVENTS && shown(p) ? event_child(p, name) : NULL;
+static void show_asset(struct twinfs *fs, struct node *n)
+{
+    n->state = NODE_VISIBLE;
+    n->u.as.events_dir->state = NODE_VISIBLE;
+    n->u.as.t2_dir->state = NODE_VISIBLE;
+    n->u.as.was_visible = true;
+    clock_gettime(CLOCK_MONOTONIC, &n->u.as.visible_at);
+    fs->tree.visible_assets++;
+}
+
+/* Answers the materializer's mknod or mkdir of n, found under the tree lock (released here):
+ * a pending node is shown and its entry returned; EEXIST if it is shown already, ENOENT if
+ * there is no such node. */
+static void reply_materialized(struct twinfs *fs, fuse_req_t req, struct node *n,
+                               void (*show)(struct twinfs *fs, struct node *n))
+{
+    struct fuse_entry_param e;
+    int err = 0;
+
     if (n && n->state == NODE_PENDING) {
-        n->state = NODE_VISIBLE;
-        fs->tree.visible_events++;
+        show(fs, n);
         n->nlookup++;
         fill_entry(fs, n, &e);
-        err = 0;
     } else {
         err = n ? EEXIST : ENOENT;
     }
@@ -403,11 +345,24 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
         fuse_reply_entry(req, &e);
 }
 
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    struct twinfs *fs = req_fs(req);
+
+    count(fs, FS_OP_MKNOD);
+    if (!is_materializer(fs, req)) {
+        fuse_reply_err(req, EROFS); /* a user's create */
+        return;
+    }
+    pthread_mutex_lock(&fs->tree.lock);
+    struct node *p = tree_get(&fs->tree, parent);
+    struct node *n = p && p->kind == NODE_EVENTS && node_shown(p) ? event_child(p, name) : NULL;
+    reply_materialized(fs, req, n, show_event);
+}
+
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
     struct twinfs *fs = req_fs(req);
-    struct fuse_entry_param e;
-    int err;
 
     count(fs, FS_OP_MKDIR);
     if (!is_materializer(fs, req)) {
@@ -417,24 +372,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     pthread_mutex_lock(&fs->tree.lock);
     struct node *n =
         parent == TREE_INO_ASSETS ? tree_find_child(&fs->tree, fs->tree.assets_dir, name) : NULL;
-    if (n && n->state == NODE_PENDING) {
-        n->state = NODE_VISIBLE;
-        n->u.as.events_dir->state = NODE_VISIBLE;
-        n->u.as.t2_dir->state = NODE_VISIBLE;
-        n->u.as.was_visible = true;
-        clock_gettime(CLOCK_MONOTONIC, &n->u.as.visible_at);
-        fs->tree.visible_assets++;
-        n->nlookup++;
-        fill_entry(fs, n, &e);
-        err = 0;
-    } else {
-        err = n ? EEXIST : ENOENT;
-    }
-    pthread_mutex_unlock(&fs->tree.lock);
-    if (err)
-        fuse_reply_err(req, err);
-    else
-        fuse_reply_entry(req, &e);
+    reply_materialized(fs, req, n, show_asset);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -457,8 +395,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     if (!p || p->kind != NODE_EVENTS) {
         err = EPERM; /* only events are removable: removing one is its ack */
     } else {
-        struct node *n = shown(p) ? event_child(p, name) : NULL;
-        if (!shown(n)) {
+        struct node *n = node_shown(p) ? event_child(p, name) : NULL;
+        if (!node_shown(n)) {
             err = ENOENT; /* never shown, already acked, or another unlink is acking it */
         } else {
             asset = strdup(p->parent->name);
@@ -541,73 +479,6 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
     fuse_reply_err(req, EINVAL); /* there are no symlinks */
 }
 
-static void open_t2(struct twinfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-    unsigned max = fs->opt.max_t2_open ? fs->opt.max_t2_open : 64;
-    char *asset = NULL, *type = NULL, *name = NULL;
-    struct t2_handle *h = NULL;
-    enum twin_error te = TWIN_OK;
-    int r = 0;
-
-    if (atomic_fetch_add(&fs->t2_open, 1) >= max) {
-        atomic_fetch_sub(&fs->t2_open, 1);
-        fuse_reply_err(req, EMFILE);
-        return;
-    }
-    pthread_mutex_lock(&fs->tree.lock);
-    struct node *n = tree_get(&fs->tree, ino);
-    struct node *a = n ? tree_asset_of(n) : NULL;
-    if (n && a && shown(a)) {
-        asset = strdup(a->name);
-        type = strdup(n->parent->name);
-        name = strdup(n->name);
-    } else {
-        r = -ENOENT;
-    }
-    pthread_mutex_unlock(&fs->tree.lock);
-    if (!r && (!asset || !type || !name))
-        r = -ENOMEM;
-    if (!r) {
-        h = calloc(1, sizeof(*h));
-        if (!h)
-            r = -ENOMEM;
-    }
-    if (!r) {
-        atomic_fetch_add(&fs->t2_requests, 1);
-        /* Blocks this worker until the answer's status is known; the loop has other threads. */
-        r = follower_t2_request(fs->follower, asset, type, name, strlen(name), 0, &h->stream, &te);
-    }
-    if (r < 0) {
-        free(h);
-        atomic_fetch_sub(&fs->t2_open, 1);
-        fuse_reply_err(req, -r);
-        goto out;
-    }
-    pthread_mutex_init(&h->lock, NULL);
-    h->fs = fs;
-    handle_track(fs, &h->link, t2_handle_destroy);
-    char *mime = strdup(t2_stream_mime(h->stream));
-    pthread_mutex_lock(&fs->tree.lock);
-    n = tree_get(&fs->tree, ino);
-    if (n && mime) {
-        free(n->mime);
-        n->mime = mime;
-        mime = NULL;
-    }
-    pthread_mutex_unlock(&fs->tree.lock);
-    free(mime);
-    fi->fh = (uintptr_t)h;
-    fi->direct_io = 1;   /* the size is unknown until the end */
-    fi->nonseekable = 1; /* a stream: reads go forward only */
-    fi->noflush = 1;
-    if (fuse_reply_open(req, fi) < 0)
-        handle_release(fs, &h->link); /* the opener is gone (interrupted): no release comes */
-out:
-    free(asset);
-    free(type);
-    free(name);
-}
-
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct twinfs *fs = req_fs(req);
@@ -645,16 +516,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             fuse_reply_err(req, ENOMEM);
             return;
         }
-        handle_track(fs, &h->link, status_handle_destroy);
+        handles_track(fs, &h->link, status_handle_destroy);
         fi->fh = (uintptr_t)h;
         fi->direct_io = 1;
         fi->noflush = 1;
         if (fuse_reply_open(req, fi) < 0)
-            handle_release(fs, &h->link);
+            handles_release(fs, &h->link);
         return;
     }
     case NODE_T2_FILE:
-        open_t2(fs, req, ino, fi);
+        t2_file_open(fs, req, ino, fi);
         return;
     default:
         fuse_reply_err(req, EISDIR);
@@ -680,64 +551,6 @@ static void reply_slice(fuse_req_t req, const char *buf, size_t len, size_t size
     memcpy(copy, buf + off, want);
     fuse_reply_buf(req, copy, want);
     free(copy);
-}
-
-/* How long a T2 read waits to fill its request once it has bytes, and how often a read that has
- * none looks for an interrupt or a shutdown. */
-#define T2_FILL_WAIT_MS  20
-#define T2_IDLE_CHECK_MS 200
-
-static void read_t2(fuse_req_t req, struct t2_handle *h, size_t size, off_t off)
-{
-    char *buf = malloc(size ? size : 1);
-    size_t got = 0;
-    int err = 0;
-
-    if (!buf) {
-        fuse_reply_err(req, ENOMEM);
-        return;
-    }
-    pthread_mutex_lock(&h->lock);
-    if ((uint64_t)off != h->pos) {
-        err = ESPIPE; /* a stream: only the next byte can be read */
-    } else if (h->err) {
-        err = h->err;
-    } else {
-        /* Fill the request when the bytes come fast (fewer, larger replies are cheaper), but
-         * never hold back bytes that arrived from a slow provider for more than a moment; and
-         * while nothing comes, look up now and then for an interrupt (Ctrl-C of the reader)
-         * or the end of the session, so neither waits for a silent provider. */
-        while (got < size) {
-            ssize_t r = t2_stream_read_timed(h->stream, buf + got, size - got,
-                                             got ? T2_FILL_WAIT_MS : T2_IDLE_CHECK_MS);
-            if (r == -EAGAIN) {
-                if (got)
-                    break;
-                if (fuse_req_interrupted(req) || fuse_session_exited(req_fs(req)->se)) {
-                    err = EINTR;
-                    break;
-                }
-                continue;
-            }
-            if (r == 0)
-                break;
-            if (r < 0) {
-                if (got == 0)
-                    err = r == -ESHUTDOWN ? EIO : (int)-r;
-                else
-                    h->err = r == -ESHUTDOWN ? EIO : (int)-r;
-                break;
-            }
-            got += (size_t)r;
-        }
-        h->pos += got;
-    }
-    pthread_mutex_unlock(&h->lock);
-    if (err)
-        fuse_reply_err(req, err);
-    else
-        fuse_reply_buf(req, buf, got);
-    free(buf);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -772,7 +585,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         struct status_handle *h = (struct status_handle *)(uintptr_t)fi->fh;
         reply_slice(req, h->text, h->len, size, off);
     } else if (kind == NODE_T2_FILE && fi->fh) {
-        read_t2(req, (struct t2_handle *)(uintptr_t)fi->fh, size, off);
+        t2_file_read(fs, req, (struct open_handle *)(uintptr_t)fi->fh, size, off);
     } else {
         fuse_reply_err(req, EBADF);
     }
@@ -807,7 +620,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     enum node_kind kind = n ? n->kind : NODE_ROOT;
     pthread_mutex_unlock(&fs->tree.lock);
     if ((kind == NODE_STATUS || kind == NODE_T2_FILE) && fi->fh)
-        handle_release(fs, (struct open_handle *)(uintptr_t)fi->fh);
+        handles_release(fs, (struct open_handle *)(uintptr_t)fi->fh);
     fuse_reply_err(req, 0);
 }
 
@@ -872,7 +685,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
     pthread_mutex_lock(&fs->tree.lock);
     struct tree *t = &fs->tree;
     struct node *d = tree_get(t, ino);
-    if (!d || !shown(d)) {
+    if (!d || !node_shown(d)) {
         err = ENOENT;
         goto out;
     }
@@ -892,7 +705,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
         for (size_t i = seqlist_next_live(l, seqlist_lower_bound(l, from)); i < l->len;
              i = seqlist_next_live(l, i + 1)) {
             struct node *n = l->v[i].ptr;
-            if (!shown(n))
+            if (!node_shown(n))
                 continue;
             if (!add_entry(fs, req, buf, size, &used, plus, n->name, n, false,
                            (off_t)(l->v[i].key + 3)))

@@ -125,6 +125,12 @@ void tree_maybe_free(struct tree *t, struct node *n);
 /* The asset a node lies under, or NULL. */
 struct node *tree_asset_of(struct node *n);
 
+/* True if n is in the tree for everyone to see (not pending, not removed). */
+static inline bool node_shown(const struct node *n)
+{
+    return n && n->state == NODE_VISIBLE;
+}
+
 /* Writes the event file name "<offset zero-padded to 20 digits>-<Name>.json" into buf.
  * Returns the length, or -ENAMETOOLONG. */
 int tree_event_filename(uint64_t offset, const char *type_name, char *buf, size_t size);
