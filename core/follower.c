@@ -132,6 +132,8 @@ int follower_new(const struct follower_config *cfg, const struct follower_callba
         f->cfg.t2_timeout_s = 10;
     if (f->cfg.max_pending == 0)
         f->cfg.max_pending = 10000;
+    if (f->cfg.max_pending_bytes == 0)
+        f->cfg.max_pending_bytes = (uint64_t)256 * 1024 * 1024;
     if (f->cfg.heartbeat_timeout_s <= 0)
         f->cfg.heartbeat_timeout_s = 15;
     if (f->cfg.reconnect_max_s <= 0)
@@ -256,6 +258,7 @@ static int on_asset_record(struct follower *f, const struct record *rec)
         uint64_t key = asset_key(f, rec->asset);
         if (key) {
             f->st.pending -= pending_drop_asset(f->pending, key);
+            f->st.pending_bytes = pending_bytes(f->pending);
             pthread_cond_broadcast(&f->window);
             call = true;
             if (rec->seq <= f->snapshot_head) {
@@ -340,6 +343,15 @@ static int get_schema(struct follower *f, const char *name, int version,
     return r;
 }
 
+/* No room in the window for one more event of this size. Lock held. An event larger than the
+ * whole byte budget still goes once the window is empty, or it would never go. */
+static bool window_full(struct follower *f, uint64_t bytes)
+{
+    size_t n = pending_count(f->pending);
+    return n >= f->cfg.max_pending ||
+           (n > 0 && pending_bytes(f->pending) + bytes > f->cfg.max_pending_bytes);
+}
+
 static int on_event_record(struct follower *f, const struct record *rec)
 {
     pthread_mutex_lock(&f->lock);
@@ -355,7 +367,7 @@ static int on_event_record(struct follower *f, const struct record *rec)
         return 0;
     }
     /* Flow control: wait for room (the asset may go meanwhile, dropping its events). */
-    while (!f->stopping && pending_count(f->pending) >= f->cfg.max_pending)
+    while (!f->stopping && window_full(f, rec->wire_len))
         pthread_cond_wait(&f->window, &f->lock);
     if (f->stopping) {
         pthread_mutex_unlock(&f->lock);
@@ -382,7 +394,7 @@ static int on_event_record(struct follower *f, const struct record *rec)
                rec->seq, rec->offset, rec->asset, prev);
         return 0;
     }
-    int r = pending_add(f->pending, rec->seq, key, rec->offset);
+    int r = pending_add(f->pending, rec->seq, key, rec->offset, rec->wire_len);
     if (r < 0) {
         pthread_mutex_unlock(&f->lock);
         return r;
@@ -390,6 +402,7 @@ static int on_event_record(struct follower *f, const struct record *rec)
     /* Offsets fit json_int_t: record_parse takes them from JSON integers. */
     json_object_set_new(f->last_offset, rec->asset, json_integer((json_int_t)rec->offset));
     f->st.pending = pending_count(f->pending);
+    f->st.pending_bytes = pending_bytes(f->pending);
     f->st.last_seq = rec->seq;
     f->st.delivered++;
     pthread_mutex_unlock(&f->lock);
@@ -644,6 +657,7 @@ int follower_ack(struct follower *f, uint64_t seq, const char *asset, uint64_t o
             goto out; /* not on disk: the event stays pending */
         pending_remove(f->pending, seq);
         f->st.pending = pending_count(f->pending);
+        f->st.pending_bytes = pending_bytes(f->pending);
         if (r == 0)
             f->st.acked++;
         advance_watermark(f);

@@ -9,8 +9,9 @@
  *
  * Acks go to the tracker (durable when follower_ack returns). On start the stream resumes
  * after the tracker's watermark and events already acked are filtered out of the replay.
- * Flow control: at most max_pending events are delivered and not yet acked; past that the
- * stream thread stops reading (TCP back-pressure) until acks come in.
+ * Flow control: at most max_pending events, and max_pending_bytes of them, are delivered and
+ * not yet acked; past that the stream thread stops reading (TCP back-pressure) until acks come
+ * in. An event's size is its record's as the twin sent it (one stream line).
  *
  * Callbacks run on the stream thread (and on the caller's thread inside follower_start for the
  * snapshot); they must not call follower_stop. They may call follower_ack. */
@@ -78,6 +79,7 @@ struct follower_config {
     bool t2_enabled;
     double t2_timeout_s;        /* 0 means 10 */
     unsigned max_pending;       /* 0 means 10000 */
+    uint64_t max_pending_bytes; /* 0 means 256 MiB; one event is let through whatever its size */
     enum follower_start start;  /* only matters for a new tracker */
     double heartbeat_timeout_s; /* 0 means 15 */
     double reconnect_max_s;     /* cap of the backoff; 0 means 5 */
@@ -126,9 +128,10 @@ struct follower_status {
     uint64_t head;      /* twin's head as last heard */
     uint64_t watermark; /* tracker's watermark */
     bool replay_done;
-    size_t pending;     /* delivered, not acked */
-    uint64_t delivered; /* events delivered since start */
-    uint64_t acked;     /* acks since start */
+    size_t pending;         /* delivered, not acked */
+    uint64_t pending_bytes; /* their sizes */
+    uint64_t delivered;     /* events delivered since start */
+    uint64_t acked;         /* acks since start */
     uint64_t bad_records;
     uint64_t decode_errors;
     uint64_t reconnects;

@@ -13,6 +13,7 @@ struct entry {
     uint64_t seq;
     uint64_t asset_key;
     uint64_t offset;
+    uint64_t bytes;
     bool done;
 };
 
@@ -29,6 +30,7 @@ struct pending {
     struct slot *tab;
     size_t tab_cap; /* power of two, load kept <= 1/2 */
     size_t count;   /* entries not done (== entries in tab) */
+    uint64_t bytes; /* their sizes, summed */
     uint64_t last_seq;
 };
 
@@ -178,7 +180,8 @@ static void pop_done(struct pending *p)
         p->head++;
 }
 
-int pending_add(struct pending *p, uint64_t seq, uint64_t asset_key, uint64_t offset)
+int pending_add(struct pending *p, uint64_t seq, uint64_t asset_key, uint64_t offset,
+                uint64_t bytes)
 {
     int r;
 
@@ -199,10 +202,12 @@ int pending_add(struct pending *p, uint64_t seq, uint64_t asset_key, uint64_t of
     e->seq = seq;
     e->asset_key = asset_key;
     e->offset = offset;
+    e->bytes = bytes;
     e->done = false;
     tab_insert(p->tab, p->tab_cap, seq, p->tail);
     p->tail++;
     p->count++;
+    p->bytes += bytes;
     p->last_seq = seq;
     return 0;
 }
@@ -232,7 +237,9 @@ int pending_remove(struct pending *p, uint64_t seq)
     long i = tab_lookup(p, seq);
     if (i < 0)
         return -ENOENT;
-    at(p, p->tab[i].pos)->done = true;
+    struct entry *e = at(p, p->tab[i].pos);
+    e->done = true;
+    p->bytes -= e->bytes;
     tab_delete(p, (size_t)i);
     p->count--;
     pop_done(p);
@@ -251,6 +258,7 @@ size_t pending_drop_asset(struct pending *p, uint64_t asset_key)
             tab_delete(p, (size_t)i);
         e->done = true;
         p->count--;
+        p->bytes -= e->bytes;
         n++;
     }
     pop_done(p);
@@ -265,6 +273,11 @@ size_t pending_ring_capacity(const struct pending *p)
 size_t pending_count(const struct pending *p)
 {
     return p->count;
+}
+
+uint64_t pending_bytes(const struct pending *p)
+{
+    return p->bytes;
 }
 
 uint64_t pending_watermark(const struct pending *p)

@@ -18,9 +18,11 @@ struct pending *pending_new(uint64_t start_seq);
 /* Accepts NULL. */
 void pending_free(struct pending *p);
 
-/* Adds a delivered event. asset_key is the caller's number for the event's asset. Returns 0,
- * -EINVAL if seq is not above every seq seen so far, -ENOMEM. */
-int pending_add(struct pending *p, uint64_t seq, uint64_t asset_key, uint64_t offset);
+/* Adds a delivered event. asset_key is the caller's number for the event's asset, bytes its
+ * size (counted in pending_bytes until it goes). Returns 0, -EINVAL if seq is not above every
+ * seq seen so far, -ENOMEM. */
+int pending_add(struct pending *p, uint64_t seq, uint64_t asset_key, uint64_t offset,
+                uint64_t bytes);
 
 /* A record that needs no ack: the last seq seen moves to seq (ignored if not above it). */
 void pending_advance(struct pending *p, uint64_t seq);
@@ -38,6 +40,9 @@ size_t pending_drop_asset(struct pending *p, uint64_t asset_key);
 
 /* Events still pending. */
 size_t pending_count(const struct pending *p);
+
+/* The sizes of the events still pending, summed. */
+uint64_t pending_bytes(const struct pending *p);
 
 /* Slots allocated for the window: bounded by about twice the events pending, however many
  * were delivered and acked meanwhile (for tests and status). */

@@ -190,6 +190,7 @@ int record_parse(const char *line, size_t len, struct record *ret, const char **
     int r;
 
     memset(ret, 0, sizeof(*ret));
+    ret->wire_len = len;
     root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
     /* Out of memory says nothing about the line, and the caller must not skip the line for it.
      * jansson leaves the error text empty when an allocation fails, except inside a token,

@@ -30,6 +30,7 @@ struct record {
     char *systime;       /* may be NULL */
     unsigned char *data; /* AVRO binary, decoded from base64 */
     size_t data_len;
+    size_t wire_len; /* the line's length: the record's size as the twin sent it */
 };
 
 /* Limits the parser enforces (the stream reader also bounds the line length). */

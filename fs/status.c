@@ -24,17 +24,17 @@ char *status_render(struct twinfs *fs, size_t *ret_len)
         json_object_set_new(ops, fs_op_names[i],
                             json_integer((json_int_t)atomic_load(&fs->ops[i])));
     json_t *o = json_pack(
-        "{s:s, s:s, s:I, s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s?,"
+        "{s:s, s:s, s:I, s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s?,"
         " s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
         "url", follower_url(fs->follower), "link", follower_link_name(st.link), "last_seq",
         (json_int_t)st.last_seq, "head", (json_int_t)st.head, "watermark", (json_int_t)st.watermark,
-        "replay_done", st.replay_done, "pending", (json_int_t)st.pending, "delivered",
-        (json_int_t)st.delivered, "acked", (json_int_t)st.acked, "visible_events",
-        (json_int_t)visible_events, "assets", (json_int_t)visible_assets, "bad_records",
-        (json_int_t)st.bad_records, "decode_errors", (json_int_t)st.decode_errors, "reconnects",
-        (json_int_t)st.reconnects, "last_error", st.last_error[0] ? st.last_error : NULL,
-        "materialize_queue", (json_int_t)queued, "materialized",
-        (json_int_t)atomic_load(&fs->materialized), "materialize_errors",
+        "replay_done", st.replay_done, "pending", (json_int_t)st.pending, "pending_bytes",
+        (json_int_t)st.pending_bytes, "delivered", (json_int_t)st.delivered, "acked",
+        (json_int_t)st.acked, "visible_events", (json_int_t)visible_events, "assets",
+        (json_int_t)visible_assets, "bad_records", (json_int_t)st.bad_records, "decode_errors",
+        (json_int_t)st.decode_errors, "reconnects", (json_int_t)st.reconnects, "last_error",
+        st.last_error[0] ? st.last_error : NULL, "materialize_queue", (json_int_t)queued,
+        "materialized", (json_int_t)atomic_load(&fs->materialized), "materialize_errors",
         (json_int_t)atomic_load(&fs->materialize_errors), "t2_open",
         (json_int_t)atomic_load(&fs->t2_open), "t2_streams_open",
         (json_int_t)t2_stream_count_open(), "t2_requests",

@@ -25,6 +25,7 @@ enum key_id {
     KEY_NO_T2,
     KEY_T2_TIMEOUT,
     KEY_MAX_PENDING,
+    KEY_MAX_PENDING_MB,
     KEY_START,
     KEY_MATERIALIZE_DELAY,
     KEY_ENTRY_TIMEOUT,
@@ -52,9 +53,11 @@ static const struct key_def keys[] = {
     {"entry_timeout", KEY_ENTRY_TIMEOUT, 1u << 9},
     {"max_t2_open", KEY_MAX_T2_OPEN, 1u << 10},
     {"config", KEY_CONFIG, 1u << 11},
+    {"max_pending_mb", KEY_MAX_PENDING_MB, 1u << 12},
 };
 
 #define MAX_PENDING_LIMIT       10000000u
+#define MAX_PENDING_MB_LIMIT    1048576u /* 1 TiB */
 #define MATERIALIZE_DELAY_LIMIT 60000u
 #define MAX_T2_OPEN_LIMIT       4096u
 #define SECONDS_LIMIT           (7.0 * 86400.0)
@@ -202,6 +205,9 @@ int mount_options_set(struct mount_options *o, const char *key, const char *valu
         break;
     case KEY_MAX_PENDING:
         r = parse_unsigned(key, value, 1, MAX_PENDING_LIMIT, &o->max_pending, err, errlen);
+        break;
+    case KEY_MAX_PENDING_MB:
+        r = parse_unsigned(key, value, 1, MAX_PENDING_MB_LIMIT, &o->max_pending_mb, err, errlen);
         break;
     case KEY_MATERIALIZE_DELAY:
         r = parse_unsigned(key, value, 0, MATERIALIZE_DELAY_LIMIT, &o->materialize_delay_ms, err,
@@ -453,6 +459,7 @@ int mount_options_parse(int argc, char **argv, struct mount_options *ret, char *
     ret->t2 = true;
     ret->t2_timeout_s = MOUNT_DEFAULT_T2_TIMEOUT_S;
     ret->max_pending = MOUNT_DEFAULT_MAX_PENDING;
+    ret->max_pending_mb = MOUNT_DEFAULT_MAX_PENDING_MB;
     ret->start = MOUNT_START_BEGINNING;
     ret->materialize_delay_ms = MOUNT_DEFAULT_MATERIALIZE_DELAY;
     ret->entry_timeout_s = MOUNT_DEFAULT_ENTRY_TIMEOUT_S;
@@ -820,6 +827,8 @@ void mount_options_print_help(FILE *f, const char *progname)
             "    -o t2, -o no_t2        enable/disable Type 2 requests under t2/ (default: t2)\n"
             "    -o t2_timeout=S        T2 request timeout in seconds (default: %g)\n"
             "    -o max_pending=N       unacknowledged events held at most (default: %u)\n"
+            "    -o max_pending_mb=N    and their size at most, in MiB, as the twin sent them\n"
+            "                           (one larger event still goes) (default: %u)\n"
             "    -o start=beginning|now where a new tracker starts (default: beginning)\n"
             "    -o materialize_delay=MS  wait after a new asset directory before its events\n"
             "                           appear, for inotifywait -r (default: %u)\n"
@@ -831,8 +840,8 @@ void mount_options_print_help(FILE *f, const char *progname)
             "exit status: 0 mounted (or unmounted cleanly with -f), 1 failure, 2 usage error\n"
             "\n",
             progname, progname, MOUNT_DEFAULT_T2_TIMEOUT_S, MOUNT_DEFAULT_MAX_PENDING,
-            MOUNT_DEFAULT_MATERIALIZE_DELAY, MOUNT_DEFAULT_ENTRY_TIMEOUT_S,
-            MOUNT_DEFAULT_MAX_T2_OPEN);
+            MOUNT_DEFAULT_MAX_PENDING_MB, MOUNT_DEFAULT_MATERIALIZE_DELAY,
+            MOUNT_DEFAULT_ENTRY_TIMEOUT_S, MOUNT_DEFAULT_MAX_T2_OPEN);
 }
 
 void mount_options_free(struct mount_options *o)

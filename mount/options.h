@@ -23,6 +23,7 @@
 /* Defaults, the single source for the parser, --help and the man page's numbers. */
 #define MOUNT_DEFAULT_T2_TIMEOUT_S      10.0
 #define MOUNT_DEFAULT_MAX_PENDING       10000u
+#define MOUNT_DEFAULT_MAX_PENDING_MB    256u
 #define MOUNT_DEFAULT_MATERIALIZE_DELAY 100u
 #define MOUNT_DEFAULT_ENTRY_TIMEOUT_S   86400.0
 #define MOUNT_DEFAULT_MAX_T2_OPEN       64u
@@ -47,6 +48,7 @@ struct mount_options {
     bool t2;
     double t2_timeout_s;
     unsigned max_pending;
+    unsigned max_pending_mb;
     enum mount_start start;
     unsigned materialize_delay_ms;
     double entry_timeout_s;

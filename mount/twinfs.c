@@ -287,6 +287,7 @@ static int serve(struct mount_options *o)
                 .t2_enabled = o->t2,
                 .t2_timeout_s = o->t2_timeout_s,
                 .max_pending = o->max_pending,
+                .max_pending_bytes = (uint64_t)o->max_pending_mb * 1024 * 1024,
                 .start =
                     o->start == MOUNT_START_NOW ? FOLLOWER_START_NOW : FOLLOWER_START_BEGINNING,
             },

@@ -29,3 +29,32 @@ def test_max_pending_window(twin, tmp_path):
         assert len(seen) == total
         assert m.status()["acked"] == total
         assert peak_rss < 64 * 1024, peak_rss
+
+
+BLOB = {"type": "record", "name": "Blob", "fields": [{"name": "text", "type": "string"}]}
+
+
+def test_max_pending_mb_window(twin, tmp_path):
+    """max_pending_mb bounds the bytes of the unacked events too: 40 events of about 400 KiB
+    each (as sent) with a 1 MiB budget are shown two at a time (a third would pass 1 MiB), all
+    arrive as they are acked, and a single event larger than the budget still comes."""
+    twin.put_schema("Blob", 1, BLOB)
+    twin.create_asset("a")
+    total = 40
+    twin.publish_batch([{"asset": "a", "name": "Blob", "version": 1, "source": "test",
+                         "data": {"text": "%04d" % i + "x" * 300000}} for i in range(total)])
+    twin.publish("a", "Blob", 1, {"text": "big" + "y" * 1500000})  # about 2 MiB on the wire
+    seen = []
+    with mounted(twin, tmp_path, max_pending_mb=1) as m:
+        d = m.events_dir("a")
+        m.wait_for(lambda: m.events("a"), 30, "the first events")
+        while len(seen) < total + 1:
+            names = m.wait_for(lambda: m.events("a"), 30, "more events (%d seen)" % len(seen))
+            st = m.status()
+            assert len(names) <= 2 and st["pending"] <= 2, (names, st)
+            assert st["pending_bytes"] <= 1024 * 1024 or st["pending"] == 1, st
+            for n in sorted(names):
+                seen.append(n)
+                os.unlink(os.path.join(d, n))
+        assert len(set(seen)) == total + 1
+        assert m.status()["pending_bytes"] == 0

@@ -315,7 +315,8 @@ def test_help_lists_every_option(runner):
         out = r.stdout
         assert out.startswith("usage: twinfs URL MOUNTPOINT")
         for opt in ["token_file=FILE", "cacert=FILE", "tracker=FILE", "schemas=DIR",
-                    "-o t2, -o no_t2", "t2_timeout=S", "max_pending=N", "start=beginning|now",
+                    "-o t2, -o no_t2", "t2_timeout=S", "max_pending=N", "max_pending_mb=N",
+                    "start=beginning|now",
                     "materialize_delay=MS", "entry_timeout=S", "max_t2_open=N", "config=FILE",
                     "-f ", "-d, -o debug", "-s ", "-V, --version", "TWINFS_TOKEN",
                     "XDG_STATE_HOME", "exit status"]:

@@ -50,6 +50,7 @@ static void test_defaults(void)
     CHECK(o.t2);
     CHECK(o.t2_timeout_s == MOUNT_DEFAULT_T2_TIMEOUT_S);
     CHECK_INT_EQ(o.max_pending, 10000);
+    CHECK_INT_EQ(o.max_pending_mb, 256);
     CHECK_INT_EQ(o.start, MOUNT_START_BEGINNING);
     CHECK_INT_EQ(o.materialize_delay_ms, MOUNT_DEFAULT_MATERIALIZE_DELAY);
     CHECK(o.entry_timeout_s == 86400.0);
@@ -64,13 +65,15 @@ static void test_good_values(void)
 {
     struct mount_options o;
 
-    CHECK_INT_EQ(PARSE(&o, "-o", "max_pending=5,allow_other,t2_timeout=2.5,no_t2", "https://h/x",
-                       "-o", "start=now,fsname=foo,materialize_delay=0,entry_timeout=0.5", "m",
-                       "-o", "max_t2_open=3,token_file=/t,cacert=/c,tracker=/tr,schemas=/s"),
+    CHECK_INT_EQ(PARSE(&o, "-o", "max_pending=5,allow_other,t2_timeout=2.5,no_t2,max_pending_mb=9",
+                       "https://h/x", "-o",
+                       "start=now,fsname=foo,materialize_delay=0,entry_timeout=0.5", "m", "-o",
+                       "max_t2_open=3,token_file=/t,cacert=/c,tracker=/tr,schemas=/s"),
                  0);
     CHECK_STR_EQ(o.url, "https://h/x");
     CHECK_STR_EQ(o.mountpoint, "m");
     CHECK_INT_EQ(o.max_pending, 5);
+    CHECK_INT_EQ(o.max_pending_mb, 9);
     CHECK(o.t2_timeout_s == 2.5);
     CHECK(!o.t2);
     CHECK_INT_EQ(o.start, MOUNT_START_NOW);
@@ -137,6 +140,8 @@ static void test_bad_values(void)
     BAD("max_pending=99999999999999999999999: must be between 1 and 10000000", "u", "m", "-o",
         "max_pending=99999999999999999999999");
     BAD("max_pending=: not a number", "u", "m", "-o", "max_pending=");
+    BAD("max_pending_mb=0: must be between 1 and 1048576", "u", "m", "-o", "max_pending_mb=0");
+    BAD("max_pending_mb=1.5: not a number", "u", "m", "-o", "max_pending_mb=1.5");
     BAD("t2_timeout=0: must be more than 0 and at most 604800 seconds", "u", "m", "-o",
         "t2_timeout=0");
     BAD("t2_timeout=nan: not a number of seconds", "u", "m", "-o", "t2_timeout=nan");

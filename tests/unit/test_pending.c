@@ -13,9 +13,9 @@ static void test_stuck_event_keeps_memory_bounded(void)
 {
     struct pending *p = pending_new(0);
     CHECK(p);
-    CHECK_INT_EQ(pending_add(p, 1, 7, 0), 0); /* stuck: never acked */
+    CHECK_INT_EQ(pending_add(p, 1, 7, 0, 0), 0); /* stuck: never acked */
     for (uint64_t seq = 2; seq < 1000000; seq++) {
-        CHECK_INT_EQ(pending_add(p, seq, 7, seq - 1), 0);
+        CHECK_INT_EQ(pending_add(p, seq, 7, seq - 1, 0), 0);
         CHECK_INT_EQ(pending_remove(p, seq), 0);
     }
     CHECK_INT_EQ(pending_count(p), 1);
@@ -26,7 +26,7 @@ static void test_stuck_event_keeps_memory_bounded(void)
     CHECK_INT_EQ(key, 7);
     CHECK_INT_EQ(off, 0);
     /* Compaction keeps order: ack the stuck one, then the watermark jumps to the last seq. */
-    CHECK_INT_EQ(pending_add(p, 1000000, 7, 999999), 0);
+    CHECK_INT_EQ(pending_add(p, 1000000, 7, 999999, 0), 0);
     CHECK_INT_EQ(pending_remove(p, 1), 0);
     CHECK_INT_EQ(pending_watermark(p), 999999);
     CHECK_INT_EQ(pending_remove(p, 1000000), 0);
@@ -43,7 +43,7 @@ static void test_empty(void)
     CHECK_INT_EQ(pending_last_seq(p), 41);
     CHECK_INT_EQ(pending_remove(p, 42), -ENOENT);
     CHECK_INT_EQ(pending_find(p, 41, NULL, NULL), -ENOENT);
-    CHECK_INT_EQ(pending_add(p, 41, 1, 0), -EINVAL); /* not above the start */
+    CHECK_INT_EQ(pending_add(p, 41, 1, 0, 0), -EINVAL); /* not above the start */
     pending_advance(p, 45);
     CHECK_INT_EQ(pending_watermark(p), 45);
     pending_advance(p, 43); /* going back is ignored */
@@ -56,11 +56,11 @@ static void test_out_of_order_acks(void)
 {
     struct pending *p = pending_new(0);
     uint64_t key, off;
-    CHECK_INT_EQ(pending_add(p, 1, 7, 0), 0);
-    CHECK_INT_EQ(pending_add(p, 2, 7, 1), 0);
+    CHECK_INT_EQ(pending_add(p, 1, 7, 0, 0), 0);
+    CHECK_INT_EQ(pending_add(p, 2, 7, 1, 0), 0);
     pending_advance(p, 3); /* an asset record */
-    CHECK_INT_EQ(pending_add(p, 5, 8, 0), 0);
-    CHECK_INT_EQ(pending_add(p, 5, 8, 1), -EINVAL);
+    CHECK_INT_EQ(pending_add(p, 5, 8, 0, 0), 0);
+    CHECK_INT_EQ(pending_add(p, 5, 8, 1, 0), -EINVAL);
     CHECK_INT_EQ(pending_count(p), 3);
     CHECK_INT_EQ(pending_watermark(p), 0);
     CHECK_INT_EQ(pending_find(p, 2, &key, &off), 0);
@@ -131,7 +131,7 @@ static void test_random_vs_model(void)
             if (r < 100 - ack_weight - 6) {
                 uint64_t seq = last + 1 + rnd() % 3; /* seq is global: gaps are normal */
                 uint64_t key = rnd() % KEYS;
-                CHECK_INT_EQ(pending_add(p, seq, key, offsets[key]), 0);
+                CHECK_INT_EQ(pending_add(p, seq, key, offsets[key], 0), 0);
                 m[n++] = (struct model_ev){seq, key, offsets[key]++, true};
                 last = seq;
             } else if (r < 100 - ack_weight - 1) {
@@ -192,7 +192,7 @@ static void test_large_reverse(void)
     enum { N = 200000 };
     struct pending *p = pending_new(0);
     for (uint64_t s = 1; s <= N; s++)
-        CHECK_INT_EQ(pending_add(p, s * 2, s % 3, s), 0);
+        CHECK_INT_EQ(pending_add(p, s * 2, s % 3, s, 0), 0);
     CHECK_INT_EQ(pending_count(p), N);
     for (uint64_t s = N; s >= 2; s--) {
         CHECK_INT_EQ(pending_remove(p, s * 2), 0);
@@ -203,6 +203,25 @@ static void test_large_reverse(void)
     pending_free(p);
 }
 
+/* The window counts the sizes of its events: what they add, an ack and an asset's deletion
+ * take away (the follower's byte budget rests on it). */
+static void test_bytes(void)
+{
+    struct pending *p = pending_new(0);
+    CHECK_INT_EQ(pending_bytes(p), 0);
+    CHECK_INT_EQ(pending_add(p, 1, 7, 0, 100), 0);
+    CHECK_INT_EQ(pending_add(p, 2, 8, 0, 2000), 0);
+    CHECK_INT_EQ(pending_add(p, 3, 7, 1, 30000), 0);
+    CHECK_INT_EQ(pending_bytes(p), 32100);
+    CHECK_INT_EQ(pending_remove(p, 2), 0);
+    CHECK_INT_EQ(pending_bytes(p), 30100);
+    CHECK_INT_EQ(pending_remove(p, 2), -ENOENT);
+    CHECK_INT_EQ(pending_bytes(p), 30100);
+    CHECK_INT_EQ(pending_drop_asset(p, 7), 2);
+    CHECK_INT_EQ(pending_bytes(p), 0);
+    pending_free(p);
+}
+
 int main(void)
 {
     RUN(test_stuck_event_keeps_memory_bounded);
@@ -210,5 +229,6 @@ int main(void)
     RUN(test_out_of_order_acks);
     RUN(test_random_vs_model);
     RUN(test_large_reverse);
+    RUN(test_bytes);
     return 0;
 }
