@@ -460,7 +460,10 @@ def test_t2_remote_provider_success(twin):
     conn.close()
     with pytest.raises(TwinError) as ei:
         twin.provider_chunk(req["id"], "text/csv", b"late")
-    assert ei.value.status == 410
+    # The request is over: 409 t2_finished while the twin still holds it (its end was sent),
+    # 410 t2_gone once the requester's side has let it go. Which one depends on how far that
+    # side got after conn.close(); CI saw both.
+    assert (ei.value.status, ei.value.json["error"]) in ((409, "t2_finished"), (410, "t2_gone"))
     # end without a chunk: an empty answer
     conn = _t2_async(twin, "a", "Remote", b"empty", 10)
     req = twin.provider_next("Remote", wait=5)
