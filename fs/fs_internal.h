@@ -73,7 +73,11 @@ struct twinfs {
     bool init_done; /* INIT answered: the mount can be used */
     pthread_t mat_thread;
     bool mat_running; /* started and not yet joined */
+    /* The process that makes the calls on the mount (materializer.c says why not a thread):
+     * its pid is how the handlers know its calls, mat_sock how the thread talks to it. */
     atomic_int mat_tid;
+    int mat_sock;
+    pid_t mat_pid;
     atomic_ullong materialized;
     atomic_ullong materialize_errors;
 

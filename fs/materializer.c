@@ -1,17 +1,31 @@
 /* materializer: makes pending assets and events visible by doing the operation through the
  * mount, so the kernel fires IN_CREATE for inotify watchers (it fires nothing for a change a
- * FUSE daemon only notifies). The handlers recognize this thread by its tid and treat its
- * mkdir/mknod as "show this pending entry". This thread holds no fs lock while it calls into
- * the mount: the call comes back to a handler that takes the lock. */
+ * FUSE daemon only notifies). The handlers recognize the caller by its pid and treat its
+ * mkdir/mknod as "show this pending entry". The thread holds no fs lock while it calls into
+ * the mount: the call comes back to a handler that takes the lock.
+ *
+ * The calls themselves are made by a small child process (the "caller"), not by the thread.
+ * A thread of the daemon blocked in a call on its own mount keeps the daemon's files open when
+ * the daemon is killed (kill -9, a crash, the OOM killer): then /dev/fuse stays open, nobody
+ * answers, a consumer's unlink in the same directory waits for good holding the directory's
+ * lock, and the mknod waits for that lock uninterruptibly, so the process can never finish
+ * dying and the mount hangs (the long soak found it). A separate process holds no daemon file:
+ * the daemon's death closes /dev/fuse, the kernel aborts the mount's requests, and the caller's
+ * call fails and it exits. It only runs async-signal-safe code (it is forked from a threaded
+ * process). */
 #include "fs_internal.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -150,6 +164,66 @@ static void show_without_event(struct twinfs *fs, uint64_t ino, const char *path
                strerror(err));
 }
 
+/* One call for the caller: the operation and the path; the answer is an int, 0 or an errno. */
+struct call {
+    char op; /* 'd' mkdir, 'n' mknod */
+    char path[PATH_MAX];
+};
+
+/* The caller process: async-signal-safe calls only. Exits when the daemon closes its end (or
+ * dies: the parent-death signal covers a death before the first read). */
+__attribute__((noreturn)) static void caller_main(int sock, pid_t daemon)
+{
+    struct call c;
+    sigset_t all;
+
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    prctl(PR_SET_NAME, "twinfs-caller"); /* in ps and top, apart from the daemon */
+    if (getppid() != daemon)
+        _exit(0);
+    if (sock != 3) {
+        dup2(sock, 3);
+        sock = 3;
+    }
+    close_range(4, ~0U, 0); /* /dev/fuse above all: the daemon's death must close it */
+    for (;;) {
+        ssize_t n = recv(sock, &c, sizeof(c), 0);
+        if (n <= 0)
+            _exit(0);
+        if (n < 2)
+            continue;
+        ((char *)&c)[n - 1] = '\0'; /* the path's own NUL, whatever was sent */
+        int r = c.op == 'd' ? mkdir(c.path, 0555) : mknod(c.path, S_IFREG | 0444, 0);
+        int err = r < 0 ? errno : 0;
+        if (send(sock, &err, sizeof(err), MSG_NOSIGNAL) != (ssize_t)sizeof(err))
+            _exit(0);
+    }
+}
+
+/* Has the caller make one call on the mount. Returns 0 or an errno. */
+static int call_through_mount(struct twinfs *fs, char op, const char *path)
+{
+    struct call c;
+    int err;
+    size_t len = strlen(path);
+
+    if (len >= sizeof(c.path))
+        return ENAMETOOLONG;
+    c.op = op;
+    memcpy(c.path, path, len + 1);
+    if (send(fs->mat_sock, &c, offsetof(struct call, path) + len + 1, MSG_NOSIGNAL) < 0)
+        return errno;
+    ssize_t n;
+    do {
+        n = recv(fs->mat_sock, &err, sizeof(err), 0);
+    } while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof(err))
+        return n < 0 ? errno : EPIPE;
+    return err;
+}
+
 static void *materializer_main(void *arg)
 {
     struct twinfs *fs = arg;
@@ -160,7 +234,6 @@ static void *materializer_main(void *arg)
     /* Signals go to the session threads; a signal here would interrupt our own requests. */
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
-    atomic_store(&fs->mat_tid, (int)gettid());
 
     pthread_mutex_lock(&fs->tree.lock);
     while (!fs->init_done && !fs->mq_stop)
@@ -185,14 +258,12 @@ static void *materializer_main(void *arg)
         int r = 0;
         switch (act) {
         case MAT_MKDIR:
-            if (mkdir(path, 0555) < 0)
-                r = errno;
+            r = call_through_mount(fs, 'd', path);
             break;
         case MAT_MKNOD:
             sleep_until(&wait_until);
-            if (mknod(path, S_IFREG | 0444, 0) < 0)
-                r = errno;
-            else
+            r = call_through_mount(fs, 'n', path);
+            if (r == 0)
                 store_content(fs, ino);
             break;
         case MAT_DELETE:
@@ -218,6 +289,45 @@ static void *materializer_main(void *arg)
     return NULL;
 }
 
+/* Starts the caller process. Returns 0 or -errno. */
+static int caller_start(struct twinfs *fs)
+{
+    int sv[2];
+    pid_t daemon = getpid();
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int err = errno;
+        close(sv[0]);
+        close(sv[1]);
+        return -err;
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        caller_main(sv[1], daemon);
+    }
+    close(sv[1]);
+    fs->mat_sock = sv[0];
+    fs->mat_pid = pid;
+    atomic_store(&fs->mat_tid, (int)pid);
+    return 0;
+}
+
+/* Ends the caller process once nothing more is asked of it. */
+static void caller_stop(struct twinfs *fs)
+{
+    if (fs->mat_pid <= 0)
+        return;
+    close(fs->mat_sock); /* EOF: it exits */
+    fs->mat_sock = -1;
+    while (waitpid(fs->mat_pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    fs->mat_pid = 0;
+    atomic_store(&fs->mat_tid, 0);
+}
+
 int materializer_start(struct twinfs *fs)
 {
     sigset_t stop_signals, old;
@@ -230,7 +340,12 @@ int materializer_start(struct twinfs *fs)
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop_signals, &old);
-    r = pthread_create(&fs->mat_thread, NULL, materializer_main, fs);
+    r = -caller_start(fs);
+    if (r == 0) {
+        r = pthread_create(&fs->mat_thread, NULL, materializer_main, fs);
+        if (r)
+            caller_stop(fs);
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r)
         return -r;
@@ -262,5 +377,6 @@ int materializer_stop(struct twinfs *fs, unsigned timeout_ms)
         pthread_join(fs->mat_thread, NULL);
     }
     fs->mat_running = false;
+    caller_stop(fs);
     return 0;
 }

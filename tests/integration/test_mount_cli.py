@@ -33,8 +33,9 @@ def mounted_fs(path):
     return None
 
 
-def twinfs_pids(mnt):
-    """Pids of twinfs processes whose command line names mnt."""
+def twinfs_pids(mnt, with_caller=False):
+    """Pids of twinfs daemons whose command line names mnt (and their materializer's caller
+    process, named twinfs-caller, with with_caller)."""
     pids = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -42,10 +43,13 @@ def twinfs_pids(mnt):
         try:
             with open("/proc/%s/cmdline" % d, "rb") as f:
                 argv = f.read().split(b"\0")
+            with open("/proc/%s/comm" % d, "rb") as f:
+                comm = f.read().strip()
         except OSError:
             continue
         if argv and argv[0].endswith(b"twinfs") and os.fsencode(mnt) in argv:
-            pids.append(int(d))
+            if comm != b"twinfs-caller" or with_caller:
+                pids.append(int(d))
     return pids
 
 
@@ -175,7 +179,7 @@ def assert_fails(runner, r, mnt, status, *words):
     assert r.stdout == ""
     if mnt:
         assert mounted_fs(mnt) is None
-        wait_for(lambda: not twinfs_pids(mnt), 5, "no twinfs left for " + mnt)
+        wait_for(lambda: not twinfs_pids(mnt, with_caller=True), 5, "no twinfs left for " + mnt)
 
 
 # -- start-up errors -----------------------------------------------------------------------------
@@ -367,10 +371,21 @@ def test_daemonized_mount_and_fusermount(runner, demo_twin, tmp_path):
     assert len(trackers) == 1
     assert trackers[0].startswith("127.0.0.1-%d-" % demo_twin.port)
     assert trackers[0].endswith(".journal")
+    # Its materializer's caller: one child process that holds no file of the daemon's, the
+    # FUSE device above all (so that the daemon's death always ends the mount).
+    callers = wait_for(lambda: [p for p in twinfs_pids(mnt, with_caller=True) if p != daemon],
+                       10, "the caller process")
+    assert len(callers) == 1, callers
+    with open("/proc/%d/stat" % callers[0]) as f:
+        assert int(f.read().split(")")[-1].split()[1]) == daemon  # its parent
+    fds = {os.readlink("/proc/%d/fd/%s" % (callers[0], fd))
+           for fd in os.listdir("/proc/%d/fd" % callers[0])}
+    assert "/dev/fuse" not in fds and len(fds) <= 4, fds
 
     subprocess.run(["fusermount3", "-u", mnt], check=True)
     wait_for(lambda: not pid_alive(daemon), 10, "the daemon to exit after fusermount3 -u")
     assert mounted_fs(mnt) is None
+    wait_for(lambda: not twinfs_pids(mnt, with_caller=True), 5, "the caller to exit too")
 
 
 def test_daemonized_sigterm(runner, demo_twin):
