@@ -33,3 +33,10 @@ struct timespec deadline_after_s(double s)
     }
     return now;
 }
+
+double monotonic_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}

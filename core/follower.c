@@ -297,13 +297,6 @@ static bool wait_unless_stopping(struct follower *f, int ms)
     return stopping;
 }
 
-static double monotonic_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* How long a schema whose fetch failed even when tried again is not retried. */
 #define SCHEMA_RETRY_OFF_S 30.0
 
@@ -322,7 +315,7 @@ static int get_schema(struct follower *f, const char *name, int version,
         return r;
     char key[RECORD_MAX_NAME + 16];
     snprintf(key, sizeof(key), "%s/%d", name, version);
-    double now = monotonic_s();
+    double now = monotonic_now_s();
     if (json_real_value(json_object_get(f->schema_retry_off, key)) > now)
         return r;
     for (size_t i = 0; i < sizeof(retry_ms) / sizeof(retry_ms[0]); i++) {
@@ -338,7 +331,7 @@ static int get_schema(struct follower *f, const char *name, int version,
         if (json_object_size(f->schema_retry_off) >= 1024)
             json_object_clear(f->schema_retry_off); /* a twin failing every name: stay bounded */
         json_object_set_new(f->schema_retry_off, key,
-                            json_real(monotonic_s() + SCHEMA_RETRY_OFF_S));
+                            json_real(monotonic_now_s() + SCHEMA_RETRY_OFF_S));
     }
     return r;
 }

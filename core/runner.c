@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deadline.h"
+
 struct runner {
     int pipe_rd;
     int pipe_wr;
@@ -36,22 +38,15 @@ static void on_signal(int sig)
     errno = saved;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int runner_wait_for_shutdown(struct runner *r, double timeout_s)
 {
-    double deadline = timeout_s < 0 ? 0 : now_s() + timeout_s;
+    double deadline = timeout_s < 0 ? 0 : monotonic_now_s() + timeout_s;
     for (;;) {
         if (atomic_load(&r->requested))
             return 1;
         int ms = -1;
         if (timeout_s >= 0) {
-            double left = deadline - now_s();
+            double left = deadline - monotonic_now_s();
             if (left <= 0)
                 return 0;
             ms = left > 1e6 ? 1000000000 : (int)(left * 1000.0 + 0.999);

@@ -56,13 +56,6 @@ struct stream {
     unsigned rng;
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void notice(struct stream *s, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -163,7 +156,7 @@ static int on_line(void *userdata, const char *line, size_t len)
         set_last_seq(s, rec.seq);
     record_clear(&rec);
     /* Blocking in on_record (flow control) is not silence from the twin. */
-    s->last_activity = now_s();
+    s->last_activity = monotonic_now_s();
     if (r < 0) {
         s->abort_err = r;
         return r;
@@ -177,7 +170,7 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
     size_t n = size * nmemb;
     if (atomic_load(&s->stop))
         return 0;
-    s->last_activity = now_s();
+    s->last_activity = monotonic_now_s();
     if (line_buffer_feed(s->lb, ptr, n, on_line, s) < 0)
         return 0; /* cuts the transfer: CURLE_WRITE_ERROR */
     return n;
@@ -187,7 +180,7 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
 {
     struct stream *s = userdata;
     size_t n = size * nitems;
-    s->last_activity = now_s();
+    s->last_activity = monotonic_now_s();
     /* The blank line ends the headers: a 200 means the link is up. */
     if (n <= 2 && (n == 0 || buf[0] == '\r' || buf[0] == '\n') && !s->link_up) {
         long status = 0;
@@ -209,7 +202,7 @@ static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
     (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
     if (atomic_load(&s->stop))
         return 1;
-    if (now_s() - s->last_activity > s->cfg.heartbeat_timeout_s) {
+    if (monotonic_now_s() - s->last_activity > s->cfg.heartbeat_timeout_s) {
         s->dead = true;
         return 1;
     }
@@ -249,7 +242,7 @@ static int run_once(struct stream *s, CURL **ret_h, char *reason, size_t reason_
     s->link_up = false;
     s->got_record = false;
     s->abort_err = 0;
-    s->last_activity = now_s();
+    s->last_activity = monotonic_now_s();
 
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, s);

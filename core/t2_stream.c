@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "twin_client.h"
 
 /* Extra time past the request's own timeout before we give up on the twin ourselves: the
@@ -71,13 +72,6 @@ struct t2_stream {
 unsigned t2_stream_count_open(void)
 {
     return atomic_load(&open_count);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static bool is_cancelled(struct t2_stream *s)
@@ -251,7 +245,7 @@ static int drive(struct t2_stream *s, enum want w, double end_s)
             return 0; /* the spill is full: the buffer is as full as it gets */
         int wait_ms = 1000;
         if (end_s >= 0) {
-            double left = end_s - now_s();
+            double left = end_s - monotonic_now_s();
             if (left <= 0)
                 return -ETIMEDOUT;
             wait_ms = left * 1000 < 1000 ? (int)(left * 1000) + 1 : 1000;
@@ -402,7 +396,7 @@ int t2_stream_open(struct twin_client *c, const char *asset, const char *type, c
     s->attached = true;
 
     /* Wait for the answer's status, bounded by the request's timeout plus a margin. */
-    int r = drive(s, WANT_STATUS, now_s() + timeout_s + OPEN_MARGIN_S);
+    int r = drive(s, WANT_STATUS, monotonic_now_s() + timeout_s + OPEN_MARGIN_S);
     if (r == 0 && s->status_known) {
         if (ret_error)
             *ret_error = TWIN_OK;
@@ -444,7 +438,7 @@ static size_t take_spill(struct t2_stream *s, char *buf, size_t len)
 
 ssize_t t2_stream_read_timed(struct t2_stream *s, void *buf, size_t len, int timeout_ms)
 {
-    double end_s = timeout_ms >= 0 ? now_s() + timeout_ms / 1000.0 : -1;
+    double end_s = timeout_ms >= 0 ? monotonic_now_s() + timeout_ms / 1000.0 : -1;
     size_t got;
     int r = 0;
 
