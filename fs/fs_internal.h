@@ -68,6 +68,7 @@ struct twinfs {
     /* The materializer's queue (under tree.lock) and thread. */
     struct node *mq_head, *mq_tail;
     size_t mq_len;
+    bool mq_busy; /* an entry is popped and its call not done: it still counts as queued */
     pthread_cond_t mq_cond;
     bool mq_stop;
     bool init_done; /* INIT answered: the mount can be used */

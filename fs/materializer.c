@@ -240,6 +240,7 @@ static void *materializer_main(void *arg)
         pthread_cond_wait(&fs->mq_cond, &fs->tree.lock);
     while (!fs->mq_stop) {
         struct node *n = mq_pop(fs);
+        fs->mq_busy = n != NULL;
         if (!n) {
             pthread_cond_wait(&fs->mq_cond, &fs->tree.lock);
             continue;

@@ -16,7 +16,7 @@ char *status_render(struct twinfs *fs, size_t *ret_len)
     pthread_mutex_lock(&fs->tree.lock);
     visible_events = fs->tree.visible_events;
     visible_assets = fs->tree.visible_assets;
-    queued = fs->mq_len;
+    queued = fs->mq_len + (fs->mq_busy ? 1 : 0); /* 0: everything delivered is shown */
     pthread_mutex_unlock(&fs->tree.lock);
 
     json_t *ops = json_object();

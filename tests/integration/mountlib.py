@@ -6,6 +6,7 @@
         m.mnt                      # the mount point (str)
         m.path("assets", "a1")     # a path under the mount
         m.status()                 # /.twinfs/status parsed
+        m.wait_settled()           # the replay is done and shown: assets/... paths exist
         m.rss_kib()                # VmRSS of the daemon
         m.wait_for(lambda: ..., timeout=10, what="...")
         m.kill9(); m.start()       # crash and remount (same tracker)
@@ -65,7 +66,10 @@ class Mount:
         self.log_path = os.path.join(self.dir, "twinfs.log")
         self.tracker = tracker or os.path.join(self.dir, "tracker.journal")
         os.makedirs(self.mnt, exist_ok=True)
-        self.opts = {"tracker": self.tracker, "materialize_delay": 100}
+        # TWINFS_TEST_MATERIALIZE_DELAY stretches the default delay (ms) to flush out tests
+        # that use a path before the materializer has shown it (a loaded CI machine does that).
+        delay = int(os.environ.get("TWINFS_TEST_MATERIALIZE_DELAY", "100"))
+        self.opts = {"tracker": self.tracker, "materialize_delay": delay}
         self.opts.update(opts)
         self.proc = None
 
@@ -93,6 +97,8 @@ class Mount:
             if self.proc.poll() is not None:
                 rc = self.proc.returncode
                 self.proc = None
+                # it may have died after mounting (a crash): take the dead mount away
+                subprocess.run(["fusermount3", "-u", "-z", self.mnt], capture_output=True)
                 raise RuntimeError("twinfs exited %s before mounting; log:\n%s" % (rc, self.log()))
             if time.monotonic() > deadline:
                 self.stop()
@@ -141,6 +147,15 @@ class Mount:
     def status(self):
         with open(self.path(".twinfs", "status")) as f:
             return json.load(f)
+
+    def wait_settled(self, timeout=15.0):
+        """Waits until the replay is done and every delivered asset and event is shown (made
+        visible by the materializer a moment after the mount); returns the status. Paths under
+        assets/ exist only from then on."""
+        def settled():
+            st = self.status()
+            return st if st["replay_done"] and st["materialize_queue"] == 0 else None
+        return self.wait_for(settled, timeout, "the replay to be done and materialized")
 
     def rss_kib(self):
         with open("/proc/%d/status" % self.proc.pid) as f:

@@ -103,8 +103,7 @@ def test_racing_unlinks_exactly_one_wins(twin, tmp_path):
         tracker = m.tracker
     # and none comes back with the same tracker...
     with Mount(twin, tmp_path, tracker=tracker) as m:
-        m.wait_for(lambda: (lambda s: s["replay_done"] and s["materialize_queue"] == 0)(
-            m.status()), 10, "replay")
+        m.wait_settled()
         publish_pings(twin, "race", 1, start=total)  # a marker after the backlog
         m.wait_for(lambda: m.events("race"), 10, "the marker")
         assert m.events("race") == [event_name(total, "Ping")]

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from fsutil import publish_pings, setup_ping
 from mountlib import event_name, mounted
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "twin"))
@@ -111,8 +112,7 @@ def test_listing_matches_demo(demo_twin, tmp_path):
 
 def test_status_file(demo_twin, tmp_path):
     with mounted(demo_twin, tmp_path) as m:
-        st = m.wait_for(lambda: (lambda s: s if s["replay_done"] else None)(m.status()), 15,
-                        "replay done")
+        st = m.wait_settled()
         assert st["url"] == demo_twin.url
         assert st["link"] == "up"
         assert st["assets"] == len(demo.ASSETS)
@@ -128,6 +128,18 @@ def test_status_file(demo_twin, tmp_path):
         after = m.status()["requests"]
         assert after["lookup"] > before["lookup"]
         assert after["open"] > before["open"]  # the status file's own open
+
+
+def test_settled_status_means_every_delivered_event_is_listed(twin, tmp_path):
+    """Regression: materialize_queue dropped to 0 when the materializer took the last entry,
+    before its mknod, so "replay done and queue empty" came while the event was still hidden.
+    A long materialize_delay holds the one event between taken and shown."""
+    setup_ping(twin, ["a"])
+    publish_pings(twin, "a", 1)
+    with mounted(twin, tmp_path, materialize_delay=1500) as m:
+        st = m.wait_settled()
+        assert st["visible_events"] == st["delivered"] == 1
+        assert m.events("a") == [event_name(0, "Ping")]
 
 
 def test_unknown_names_and_pending_invisible(demo_twin, tmp_path):

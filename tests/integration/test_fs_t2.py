@@ -45,6 +45,7 @@ def t2_twin(tmp_path):
 
 def test_small_files_and_mime(t2_twin, tmp_path):
     with mounted(t2_twin, tmp_path) as m:
+        m.wait_settled()  # the asset shows a moment after the mount
         # assets/a appears once the materializer made it (later on a loaded machine).
         m.wait_for(lambda: os.path.isdir(m.path("assets", "a")), 10, "asset a")
         p = t2_path(m, "a", "Docs", "hello.txt")
@@ -76,6 +77,7 @@ def test_one_gib_streams_with_bounded_rss(twin, tmp_path):
     size = 1 << 30
     setup_ping(twin, ["a"])
     with mounted(twin, tmp_path) as m:
+        m.wait_settled()  # the asset shows a moment after the mount
         path = t2_path(m, "a", "Generated", str(size))
         peak = [0]
         done = threading.Event()
@@ -102,6 +104,7 @@ def test_cat_reads_a_stream_in_mib_requests(twin, tmp_path):
     size = 64 << 20
     setup_ping(twin, ["a"])
     with mounted(twin, tmp_path) as m:
+        m.wait_settled()  # the asset shows a moment after the mount
         path = t2_path(m, "a", "Generated", str(size))
         assert os.stat(path).st_blksize == 1 << 20
         before = m.status()["requests"]["read"]
@@ -115,6 +118,7 @@ def test_cat_reads_a_stream_in_mib_requests(twin, tmp_path):
 def test_failures_errno_at_open(t2_twin, tmp_path):
     tw = t2_twin
     with mounted(tw, tmp_path, t2_timeout=1) as m:
+        m.wait_settled()  # the asset shows a moment after the mount
         # RESOURCE_UNKNOWN -> ENOENT
         assert open_errno(t2_path(m, "a", "Docs", "missing.txt")) == errno.ENOENT
         assert open_errno(t2_path(m, "a", "Generated", "not-a-number")) == errno.ENOENT
@@ -153,6 +157,7 @@ def test_failures_errno_at_open(t2_twin, tmp_path):
 def test_cut_mid_stream_is_eio_at_read(t2_twin, tmp_path):
     tw = t2_twin
     with mounted(tw, tmp_path) as m:
+        m.wait_settled()  # the asset shows a moment after the mount
         tw.hook("t2_cut", bytes=300000)
         got = 0
         with open(t2_path(m, "a", "Generated", str(4 << 20)), "rb", buffering=0) as f:
@@ -169,12 +174,14 @@ def test_cut_mid_stream_is_eio_at_read(t2_twin, tmp_path):
 
 def test_no_t2_option_and_twin_without_t2(t2_twin, tmp_path):
     with mounted(t2_twin, tmp_path, no_t2=True) as m:
+        m.wait_settled()  # the asset shows a moment after the mount
         assert open_errno(t2_path(m, "a", "Docs", "hello.txt")) == errno.EACCES
     tw = Twin(tmp_path, no_t2=True)
     tw.start()
     try:
         setup_ping(tw, ["b"])
         with mounted(tw, tmp_path) as m:
+            m.wait_settled()  # the asset shows a moment after the mount
             assert open_errno(t2_path(m, "b", "Docs", "hello.txt")) == errno.EACCES
     finally:
         tw.stop()
@@ -182,6 +189,7 @@ def test_no_t2_option_and_twin_without_t2(t2_twin, tmp_path):
 
 def test_max_t2_open_is_emfile(t2_twin, tmp_path):
     with mounted(t2_twin, tmp_path, max_t2_open=2) as m:
+        m.wait_settled()  # the asset shows a moment after the mount
         files = [open(t2_path(m, "a", "Generated", str(10 << 20)), "rb") for _ in range(2)]
         try:
             assert open_errno(t2_path(m, "a", "Docs", "hello.txt")) == errno.EMFILE
