@@ -79,6 +79,8 @@ struct twinfs {
     atomic_int mat_tid;
     int mat_sock;
     pid_t mat_pid;
+    struct mat_batch *mat_batch; /* the calls being gathered for it (materializer.c) */
+    double mat_restarted_at;     /* when a dead caller was last replaced (monotonic s) */
     atomic_ullong materialized;
     atomic_ullong materialize_errors;
 

@@ -69,15 +69,19 @@ static struct node *mq_pop(struct twinfs *fs)
     return n;
 }
 
-/* Sleeps until when, if it is still ahead: a sleep until a time already past still costs a
- * timer and a context switch, once per event otherwise. */
-static void sleep_until(const struct timespec *when)
+static bool time_reached(const struct timespec *when)
 {
     struct timespec now;
 
     clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec > when->tv_sec || (now.tv_sec == when->tv_sec && now.tv_nsec >= when->tv_nsec))
-        return;
+    return now.tv_sec > when->tv_sec ||
+           (now.tv_sec == when->tv_sec && now.tv_nsec >= when->tv_nsec);
+}
+
+/* Sleeps until when. Callers check time_reached first: a sleep until a time already past still
+ * costs a timer and a context switch, once per event otherwise. */
+static void sleep_until(const struct timespec *when)
+{
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, when, NULL) == EINTR)
         ;
 }
@@ -103,7 +107,7 @@ static enum mat_action plan(struct twinfs *fs, struct node *n, char *path, size_
         return MAT_NONE;
     struct node *asset = tree_asset_of(n);
     if (!asset || asset->state != NODE_VISIBLE)
-        return MAT_NONE; /* the asset is not shown (yet): its mkdir puts it back in order */
+        return MAT_NONE; /* the asset is gone, or its mkdir failed during a stop */
     r = snprintf(path, size, "%s/assets/%s/events/%s", fs->mountpoint, asset->name, n->name);
     if (r <= 0 || (size_t)r >= size)
         return MAT_NONE;
@@ -164,17 +168,27 @@ static void show_without_event(struct twinfs *fs, uint64_t ino, const char *path
                strerror(err));
 }
 
-/* One call for the caller: the operation and the path; the answer is an int, 0 or an errno. */
-struct call {
-    char op; /* 'd' mkdir, 'n' mknod */
-    char path[PATH_MAX];
+/* The calls go to the caller in batches: one message holds up to BATCH_MAX calls, each an
+ * operation byte ('d' mkdir, 'n' mknod) then the path and its NUL; the answer is one int per
+ * call, 0 or an errno. A round trip to the caller costs two context switches, and paying it per
+ * event took a third off the materialize rate (docs/performance.md). A batch is sent as soon as
+ * the queue runs dry, so a live event still goes alone and at once. */
+enum { BATCH_MAX = 64, BATCH_BYTES = 65536 };
+
+struct mat_batch {
+    size_t count;
+    size_t used; /* bytes of msg */
+    uint64_t ino[BATCH_MAX];
+    size_t path_at[BATCH_MAX]; /* where each call's path starts in msg */
+    char msg[BATCH_BYTES];
 };
 
 /* The caller process: async-signal-safe calls only. Exits when the daemon closes its end (or
  * dies: the parent-death signal covers a death before the first read). */
 __attribute__((noreturn)) static void caller_main(int sock, pid_t daemon)
 {
-    struct call c;
+    static char msg[BATCH_BYTES];
+    static int errs[BATCH_MAX];
     sigset_t all;
 
     sigfillset(&all);
@@ -189,105 +203,24 @@ __attribute__((noreturn)) static void caller_main(int sock, pid_t daemon)
     }
     close_range(4, ~0U, 0); /* /dev/fuse above all: the daemon's death must close it */
     for (;;) {
-        ssize_t n = recv(sock, &c, sizeof(c), 0);
+        ssize_t n = recv(sock, msg, sizeof(msg), 0);
         if (n <= 0)
             _exit(0);
-        if (n < 2)
-            continue;
-        ((char *)&c)[n - 1] = '\0'; /* the path's own NUL, whatever was sent */
-        int r = c.op == 'd' ? mkdir(c.path, 0555) : mknod(c.path, S_IFREG | 0444, 0);
-        int err = r < 0 ? errno : 0;
-        if (send(sock, &err, sizeof(err), MSG_NOSIGNAL) != (ssize_t)sizeof(err))
+        size_t at = 0, count = 0;
+        while (count < BATCH_MAX && at + 1 < (size_t)n) {
+            const char *path = msg + at + 1;
+            size_t len = 0;
+            while (at + 1 + len < (size_t)n && path[len])
+                len++;
+            if (at + 1 + len == (size_t)n)
+                break; /* no NUL: not a call the daemon sent */
+            int r = msg[at] == 'd' ? mkdir(path, 0555) : mknod(path, S_IFREG | 0444, 0);
+            errs[count++] = r < 0 ? errno : 0;
+            at += len + 2;
+        }
+        if (send(sock, errs, count * sizeof(errs[0]), MSG_NOSIGNAL) < 0)
             _exit(0);
     }
-}
-
-/* Has the caller make one call on the mount. Returns 0 or an errno. */
-static int call_through_mount(struct twinfs *fs, char op, const char *path)
-{
-    struct call c;
-    int err;
-    size_t len = strlen(path);
-
-    if (len >= sizeof(c.path))
-        return ENAMETOOLONG;
-    c.op = op;
-    memcpy(c.path, path, len + 1);
-    if (send(fs->mat_sock, &c, offsetof(struct call, path) + len + 1, MSG_NOSIGNAL) < 0)
-        return errno;
-    ssize_t n;
-    do {
-        n = recv(fs->mat_sock, &err, sizeof(err), 0);
-    } while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)sizeof(err))
-        return n < 0 ? errno : EPIPE;
-    return err;
-}
-
-static void *materializer_main(void *arg)
-{
-    struct twinfs *fs = arg;
-    sigset_t all;
-    char path[PATH_MAX];
-    char name[NAME_MAX + 1];
-
-    /* Signals go to the session threads; a signal here would interrupt our own requests. */
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
-
-    pthread_mutex_lock(&fs->tree.lock);
-    while (!fs->init_done && !fs->mq_stop)
-        pthread_cond_wait(&fs->mq_cond, &fs->tree.lock);
-    while (!fs->mq_stop) {
-        struct node *n = mq_pop(fs);
-        fs->mq_busy = n != NULL;
-        if (!n) {
-            pthread_cond_wait(&fs->mq_cond, &fs->tree.lock);
-            continue;
-        }
-        struct timespec wait_until;
-        enum mat_action act = plan(fs, n, path, sizeof(path), &wait_until);
-        uint64_t ino = n->ino;
-        size_t name_len = strlen(n->name);
-        if (name_len > NAME_MAX)
-            name_len = NAME_MAX;
-        memcpy(name, n->name, name_len);
-        name[name_len] = '\0';
-        tree_maybe_free(&fs->tree, n); /* it may have waited for us to let go */
-        pthread_mutex_unlock(&fs->tree.lock);
-
-        int r = 0;
-        switch (act) {
-        case MAT_MKDIR:
-            r = call_through_mount(fs, 'd', path);
-            break;
-        case MAT_MKNOD:
-            sleep_until(&wait_until);
-            r = call_through_mount(fs, 'n', path);
-            if (r == 0)
-                store_content(fs, ino);
-            break;
-        case MAT_DELETE:
-            r = -fuse_lowlevel_notify_delete(fs->se, TREE_INO_ASSETS, ino, name, name_len);
-            if (r)
-                r = -fuse_lowlevel_notify_inval_entry(fs->se, TREE_INO_ASSETS, name, name_len);
-            if (r && r != ENOENT)
-                fs_log(fs, LOG_DEBUG, "materializer: forget %s: %s", name, strerror(r));
-            r = 0;
-            break;
-        case MAT_NONE:
-            break;
-        }
-        if (act == MAT_MKDIR || act == MAT_MKNOD) {
-            if (r)
-                show_without_event(fs, ino, path, r);
-            else
-                atomic_fetch_add(&fs->materialized, 1);
-        }
-        pthread_mutex_lock(&fs->tree.lock);
-    }
-    pthread_mutex_unlock(&fs->tree.lock);
-    return NULL;
 }
 
 /* Starts the caller process. Returns 0 or -errno. */
@@ -329,6 +262,191 @@ static void caller_stop(struct twinfs *fs)
     atomic_store(&fs->mat_tid, 0);
 }
 
+/* A new caller for one that died on its own (a kill, the OOM killer): without it every entry
+ * would be shown without its inotify event from then on. At most one restart a second, so that
+ * a caller that cannot live does not turn into a fork loop. Returns 0 or -errno. */
+static int caller_restart(struct twinfs *fs)
+{
+    double now = monotonic_now_s();
+
+    pthread_mutex_lock(&fs->tree.lock);
+    bool stopping = fs->mq_stop;
+    pthread_mutex_unlock(&fs->tree.lock);
+    if (stopping)
+        return -ESHUTDOWN;
+    if (fs->mat_restarted_at > 0 && now - fs->mat_restarted_at < 1.0)
+        return -EAGAIN;
+    fs->mat_restarted_at = now;
+    if (fs->mat_pid > 0)
+        kill(fs->mat_pid, SIGKILL); /* dead already, or of no use any more */
+    caller_stop(fs);
+    int r = caller_start(fs);
+    if (r < 0)
+        fs_log(fs, LOG_ERR, "materializer: the caller process died; a new one: %s", strerror(-r));
+    else
+        fs_log(fs, LOG_WARNING, "materializer: the caller process died; started a new one");
+    return r;
+}
+
+/* Adds a call; false if the batch has no room left for it. */
+static bool batch_add(struct mat_batch *b, char op, uint64_t ino, const char *path)
+{
+    size_t len = strlen(path);
+
+    if (b->count == BATCH_MAX || b->used + len + 2 > sizeof(b->msg))
+        return false;
+    b->msg[b->used] = op;
+    b->path_at[b->count] = b->used + 1;
+    memcpy(b->msg + b->used + 1, path, len + 1);
+    b->ino[b->count] = ino;
+    b->used += len + 2;
+    b->count++;
+    return true;
+}
+
+/* Has the caller make the batch's calls on the mount and fills errs, one per call: 0 or an
+ * errno. Returns 0, or the error of the exchange itself (then the calls it did not answer carry
+ * it). */
+static int batch_call(struct twinfs *fs, const struct mat_batch *b, int *errs)
+{
+    size_t answered = 0;
+    int err = 0;
+
+    if (send(fs->mat_sock, b->msg, b->used, MSG_NOSIGNAL) < 0) {
+        err = errno;
+    } else {
+        ssize_t n;
+        do {
+            n = recv(fs->mat_sock, errs, b->count * sizeof(errs[0]), 0);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0)
+            err = errno;
+        else
+            answered = (size_t)n / sizeof(errs[0]);
+        if (!err && answered < b->count)
+            err = n == 0 ? EPIPE : EPROTO;
+    }
+    for (size_t i = answered; i < b->count; i++)
+        errs[i] = err;
+    return err;
+}
+
+/* Sends the batch, if any, and settles each call's entry. Called and returns with the lock
+ * held; drops it meanwhile (the calls come back to handlers that take it). */
+static void batch_flush(struct twinfs *fs, struct mat_batch *b)
+{
+    int errs[BATCH_MAX];
+
+    if (b->count == 0)
+        return;
+    pthread_mutex_unlock(&fs->tree.lock);
+    bool again = batch_call(fs, b, errs) != 0 && caller_restart(fs) == 0;
+    if (again)
+        batch_call(fs, b, errs);
+    for (size_t i = 0; i < b->count; i++) {
+        const char *path = b->msg + b->path_at[i];
+        if (again && errs[i] == EEXIST)
+            errs[i] = 0; /* made by the caller that died, before it died */
+        if (errs[i]) {
+            show_without_event(fs, b->ino[i], path, errs[i]);
+            continue;
+        }
+        if (path[-1] == 'n')
+            store_content(fs, b->ino[i]);
+        atomic_fetch_add(&fs->materialized, 1);
+    }
+    b->count = 0;
+    b->used = 0;
+    pthread_mutex_lock(&fs->tree.lock);
+}
+
+/* An event whose asset is not shown yet: its mknod needs the directory, whose mkdir may be in
+ * the batch (the queue has the asset before its events, and nothing else brings them back). */
+static bool waits_for_its_asset(struct node *n)
+{
+    if (!n || n->kind != NODE_EVENT || n->state != NODE_PENDING)
+        return false;
+    struct node *asset = tree_asset_of(n);
+    return asset && asset->state == NODE_PENDING;
+}
+
+/* Takes entries off the queue and batches their calls. Entries keep their order: a delete or a
+ * wait first sends what is batched before it. Runs with the lock held except around calls and
+ * sleeps. */
+static void *materializer_main(void *arg)
+{
+    struct twinfs *fs = arg;
+    struct mat_batch *b = fs->mat_batch;
+    sigset_t all;
+    char path[PATH_MAX];
+    char name[NAME_MAX + 1];
+
+    /* Signals go to the session threads; a signal here would interrupt our own requests. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+
+    pthread_mutex_lock(&fs->tree.lock);
+    while (!fs->init_done && !fs->mq_stop)
+        pthread_cond_wait(&fs->mq_cond, &fs->tree.lock);
+    while (!fs->mq_stop) {
+        if (b->count > 0 && waits_for_its_asset(fs->mq_head)) {
+            batch_flush(fs, b); /* the asset's mkdir may be in it */
+            continue;
+        }
+        struct node *n = mq_pop(fs);
+        fs->mq_busy = n != NULL || b->count > 0;
+        if (!n) {
+            if (b->count > 0)
+                batch_flush(fs, b); /* the queue ran dry: what is batched goes now */
+            else
+                pthread_cond_wait(&fs->mq_cond, &fs->tree.lock);
+            continue;
+        }
+        struct timespec wait_until;
+        enum mat_action act = plan(fs, n, path, sizeof(path), &wait_until);
+        uint64_t ino = n->ino;
+        size_t name_len = strlen(n->name);
+        if (name_len > NAME_MAX)
+            name_len = NAME_MAX;
+        memcpy(name, n->name, name_len);
+        name[name_len] = '\0';
+        tree_maybe_free(&fs->tree, n); /* it may have waited for us to let go */
+
+        switch (act) {
+        case MAT_NONE:
+            break;
+        case MAT_DELETE:
+            batch_flush(fs, b);
+            pthread_mutex_unlock(&fs->tree.lock);
+            int r = fuse_lowlevel_notify_delete(fs->se, TREE_INO_ASSETS, ino, name, name_len);
+            if (r)
+                r = fuse_lowlevel_notify_inval_entry(fs->se, TREE_INO_ASSETS, name, name_len);
+            if (r && r != -ENOENT)
+                fs_log(fs, LOG_DEBUG, "materializer: forget %s: %s", name, strerror(-r));
+            pthread_mutex_lock(&fs->tree.lock);
+            break;
+        case MAT_MKNOD:
+        case MAT_MKDIR:
+            if (act == MAT_MKNOD && !time_reached(&wait_until)) {
+                batch_flush(fs, b);
+                pthread_mutex_unlock(&fs->tree.lock);
+                sleep_until(&wait_until);
+                pthread_mutex_lock(&fs->tree.lock);
+            }
+            char op = act == MAT_MKDIR ? 'd' : 'n';
+            if (!batch_add(b, op, ino, path)) {
+                batch_flush(fs, b);
+                batch_add(b, op, ino, path); /* an empty batch has room for any path */
+            }
+            if (b->count == BATCH_MAX)
+                batch_flush(fs, b);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&fs->tree.lock);
+    return NULL;
+}
+
 int materializer_start(struct twinfs *fs)
 {
     sigset_t stop_signals, old;
@@ -341,6 +459,11 @@ int materializer_start(struct twinfs *fs)
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop_signals, &old);
+    fs->mat_batch = calloc(1, sizeof(*fs->mat_batch));
+    if (!fs->mat_batch) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return -ENOMEM;
+    }
     r = -caller_start(fs);
     if (r == 0) {
         r = pthread_create(&fs->mat_thread, NULL, materializer_main, fs);
@@ -348,8 +471,11 @@ int materializer_start(struct twinfs *fs)
             caller_stop(fs);
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (r)
+    if (r) {
+        free(fs->mat_batch);
+        fs->mat_batch = NULL;
         return -r;
+    }
     fs->mat_running = true;
     return 0;
 }
@@ -379,5 +505,7 @@ int materializer_stop(struct twinfs *fs, unsigned timeout_ms)
     }
     fs->mat_running = false;
     caller_stop(fs);
+    free(fs->mat_batch);
+    fs->mat_batch = NULL;
     return 0;
 }

@@ -123,3 +123,35 @@ def test_deleted_asset_disappears(twin, tmp_path):
         twin.create_asset("gone")
         twin.publish("gone", "Ping", 1, {"n": 7})
         m.wait_for(lambda: os.listdir(m.events_dir("gone")), 10, "recreated asset's event")
+
+
+def caller_pids(m):
+    """The daemon's child processes: the materializer's caller (twinfs-caller)."""
+    out = subprocess.run(["pgrep", "-P", str(m.pid), "-x", "twinfs-caller"],
+                         capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def test_a_killed_caller_is_replaced_and_events_still_fire_inotify(twin, tmp_path,
+                                                                   inotify_factory):
+    """Regression: when the caller process (the one that makes the materializer's calls on the
+    mount) died, every later entry was shown without its IN_CREATE, for good."""
+    setup_ping(twin, ["a"])
+    twin.publish("a", "Ping", 1, {"n": 0})
+    with mounted(twin, tmp_path) as m:
+        m.wait_settled()
+        w = inotify_factory(m.path("assets"))
+        for round_ in range(2):  # twice: a second death is handled like the first
+            old = m.wait_for(lambda: caller_pids(m), 5, "the caller")
+            os.kill(old[0], 9)
+            # seq, offset: offsets 1 and 2 follow the backlog's 0
+            _, off = twin.publish("a", "Ping", 1, {"n": round_ + 1})
+            want = os.path.join(m.events_dir("a"), event_name(off, "Ping")) + "|CREATE"
+            lines = w.collect(lambda ls: want in ls, timeout=10)
+            assert want in lines, (want, lines, m.log())
+            new = m.wait_for(lambda: caller_pids(m), 5, "a new caller")
+            assert new != old
+            time.sleep(1.1)  # restarts are limited to one a second
+        st = m.status()
+        assert st["materialize_errors"] == 0
+        assert "started a new one" in m.log(), m.log()
