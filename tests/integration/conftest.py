@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from cliutil import Runner
 from twinctl import SOURCE_ROOT, Twin
 
 
@@ -34,3 +35,13 @@ def demo_twin(tmp_path):
         yield tw
     finally:
         tw.stop()
+
+
+@pytest.fixture
+def runner(tmp_path):
+    """Runs the twinfs program (cliutil.Runner); every mount and process goes at teardown."""
+    r = Runner(tmp_path)
+    try:
+        yield r
+    finally:
+        r.cleanup()

@@ -50,6 +50,18 @@ def wait_for(pred, timeout=10.0, what="condition", interval=0.02):
         time.sleep(interval)
 
 
+def unmount(mnt, timeout=20):
+    """fusermount3 -u, again while it says busy: the materializer makes entries through the
+    mount, and an unmount during one of its mkdirs or mknods is EBUSY (seen on a loaded
+    machine). Any other failure is an AssertionError."""
+    def attempt():
+        r = subprocess.run(["fusermount3", "-u", mnt], capture_output=True, text=True)
+        if r.returncode != 0 and "busy" not in r.stderr:
+            raise AssertionError(r.stderr)
+        return r.returncode == 0
+    wait_for(attempt, timeout, "the unmount of " + mnt, interval=0.1)
+
+
 _mount_counter = [0]
 
 

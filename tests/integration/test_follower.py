@@ -2,7 +2,6 @@
 order, acks and restarts, reconnects, outages, bad records, flow control, T2, kill -9."""
 
 import os
-import threading
 import time
 
 import pytest

@@ -5,7 +5,6 @@ Every bad invocation must exit non-zero with one line naming the cause and leave
 no process behind. Every mount made here is unmounted at teardown, also when a test fails."""
 
 import errno
-import json
 import os
 import signal
 import socket
@@ -15,132 +14,11 @@ import time
 
 import pytest
 
+from cliutil import (FAILURE, USAGE, mounted_fs, pid_alive, twinfs_pids, wait_asset,
+                     wait_settled)
 from fsutil import publish_pings, setup_ping
-from mountlib import twinfs_binary, wait_for
+from mountlib import twinfs_binary, unmount, wait_for
 from twinctl import Twin
-
-USAGE = 2
-FAILURE = 1
-
-
-def mounted_fs(path):
-    """The /proc/mounts line's (source, fstype) for path, or None."""
-    with open("/proc/mounts") as f:
-        for line in f:
-            fields = line.split()
-            if fields[1] == path:
-                return fields[0], fields[2]
-    return None
-
-
-def twinfs_pids(mnt, with_caller=False):
-    """Pids of twinfs daemons whose command line names mnt (and their materializer's caller
-    process, named twinfs-caller, with with_caller)."""
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                argv = f.read().split(b"\0")
-            with open("/proc/%s/comm" % d, "rb") as f:
-                comm = f.read().strip()
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"twinfs") and os.fsencode(mnt) in argv:
-            if comm != b"twinfs-caller" or with_caller:
-                pids.append(int(d))
-    return pids
-
-
-def wait_asset(mnt, asset="acme-pump-01"):
-    """Assets are materialized just after the mount: wait for one to show."""
-    wait_for(lambda: os.path.isdir(os.path.join(mnt, "assets", asset)), 10, asset + " to show")
-
-
-def wait_settled(mnt):
-    """The replay is done and every delivered event is a file: a listing now is complete."""
-    def settled():
-        with open(os.path.join(mnt, ".twinfs", "status")) as f:
-            st = json.load(f)
-        return st["replay_done"] and st["materialize_queue"] == 0
-    wait_for(settled, 10, "the replay to be done and materialized")
-
-
-def pid_alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-class Runner:
-    """Runs twinfs with a private XDG_STATE_HOME and no TWINFS_TOKEN; cleans up every mount."""
-
-    def __init__(self, tmp_path):
-        self.tmp = tmp_path
-        self.env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
-        self.env.pop("TWINFS_TOKEN", None)
-        self.mnts = []
-        self.procs = []
-
-    def mountpoint(self, name="mnt"):
-        p = self.tmp / name
-        p.mkdir(exist_ok=True)
-        self.mnts.append(str(p))
-        return str(p)
-
-    def run(self, *args, env=None, timeout=30):
-        return subprocess.run([twinfs_binary()] + [str(a) for a in args], capture_output=True,
-                              text=True, timeout=timeout, env=env or self.env,
-                              stdin=subprocess.DEVNULL)
-
-    def popen(self, *args, env=None):
-        # A test run under nohup would pass SIGHUP on ignored, and twinfs rightly keeps a
-        # nohup's wish; the stop tests want the default a terminal gives.
-        p = subprocess.Popen([twinfs_binary()] + [str(a) for a in args], env=env or self.env,
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True,
-                             preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
-        self.procs.append(p)
-        return p
-
-    def wait_mounted(self, mnt, proc=None, timeout=20):
-        def check():
-            if proc is not None and proc.poll() is not None:
-                raise AssertionError("twinfs exited %s: %s" % (proc.returncode,
-                                                                proc.stderr.read()))
-            return mounted_fs(mnt)
-        return wait_for(check, timeout, "the mount of " + mnt)
-
-    def cleanup(self):
-        for mnt in self.mnts:
-            if mounted_fs(mnt):
-                subprocess.run(["fusermount3", "-u", mnt], capture_output=True)
-            if mounted_fs(mnt):
-                subprocess.run(["fusermount3", "-u", "-z", mnt], capture_output=True)
-            for pid in twinfs_pids(mnt):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-            p.stdout.close()
-            p.stderr.close()
-
-
-@pytest.fixture
-def runner(tmp_path):
-    r = Runner(tmp_path)
-    try:
-        yield r
-    finally:
-        r.cleanup()
-
 
 @pytest.fixture
 def token_twin(tmp_path):
@@ -382,7 +260,7 @@ def test_daemonized_mount_and_fusermount(runner, demo_twin, tmp_path):
            for fd in os.listdir("/proc/%d/fd" % callers[0])}
     assert "/dev/fuse" not in fds and len(fds) <= 4, fds
 
-    subprocess.run(["fusermount3", "-u", mnt], check=True)
+    unmount(mnt)
     wait_for(lambda: not pid_alive(daemon), 10, "the daemon to exit after fusermount3 -u")
     assert mounted_fs(mnt) is None
     wait_for(lambda: not twinfs_pids(mnt, with_caller=True), 5, "the caller to exit too")
@@ -407,7 +285,7 @@ def test_foreground_mount_stops_cleanly(runner, demo_twin, how):
     events = os.path.join(mnt, "assets", "acme-pump-01", "events")
     wait_for(lambda: os.listdir(events), 10, "events of acme-pump-01")
     if how == "fusermount":
-        subprocess.run(["fusermount3", "-u", mnt], check=True)
+        unmount(mnt)
     else:
         p.send_signal(getattr(signal, how))
     out, err = p.communicate(timeout=20)
@@ -456,7 +334,7 @@ def test_tracker_ahead_of_the_twin_is_refused(runner, tmp_path):
         events = os.path.join(mnt, "assets", "a", "events")
         for name in os.listdir(events):
             os.unlink(os.path.join(events, name))  # the watermark moves to seq 6
-        subprocess.run(["fusermount3", "-u", mnt], check=True)
+        unmount(mnt)
         wait_for(lambda: not twinfs_pids(mnt), 10, "twinfs to exit")
     finally:
         first.stop()
@@ -485,7 +363,7 @@ def test_relative_paths(runner, demo_twin, tmp_path):
     mnt = str(tmp_path / "rel")
     assert mounted_fs(mnt)
     assert (tmp_path / "rel.journal").exists()
-    subprocess.run(["fusermount3", "-u", mnt], check=True)
+    unmount(mnt)
 
 
 # -- the token -----------------------------------------------------------------------------------
@@ -524,7 +402,7 @@ def test_token_from_environment(runner, token_twin):
     runner.wait_mounted(mnt, p)
     wait_asset(mnt)
     assert_token_hidden(token_twin.token, p.pid, mnt)
-    subprocess.run(["fusermount3", "-u", mnt], check=True)
+    unmount(mnt)
     out, err = p.communicate(timeout=20)
     assert p.returncode == 0
     # Even the debug log (every FUSE request) does not have it.
@@ -573,7 +451,7 @@ def test_config_file_and_command_line_precedence(runner, token_twin, tmp_path):
     assert (tmp_path / "from-file.journal").exists()
     wait_asset(mnt)
     assert open_errno(t2file(mnt)) == errno.EACCES
-    subprocess.run(["fusermount3", "-u", mnt], check=True)
+    unmount(mnt)
     wait_for(lambda: not twinfs_pids(mnt), 10, "the first daemon to exit")
 
     # The command line wins, before or after config=: its tracker, T2 on; the file's token stays.
@@ -587,7 +465,7 @@ def test_config_file_and_command_line_precedence(runner, token_twin, tmp_path):
         assert not (tmp_path / "from-file.journal").exists()
         wait_asset(mnt)
         assert open_errno(t2file(mnt)) == 0
-        subprocess.run(["fusermount3", "-u", mnt], check=True)
+        unmount(mnt)
         wait_for(lambda: not twinfs_pids(mnt), 10, "the daemon to exit")
 
 
@@ -662,5 +540,5 @@ def test_fuse_options_pass_through(runner, demo_twin):
     names = wait_for(lambda: sorted(os.listdir(events)), 10, "events")
     with open(os.path.join(events, names[0])) as f:
         assert '"asset"' in f.read()
-    subprocess.run(["fusermount3", "-u", mnt], check=True)
+    unmount(mnt)
     assert p.wait(timeout=20) == 0

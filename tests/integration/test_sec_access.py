@@ -19,8 +19,8 @@ import tempfile
 
 import pytest
 
-from mountlib import Mount, wait_for
-from test_mount_cli import Runner, write_token
+from mountlib import Mount, unmount, wait_for
+from test_mount_cli import write_token
 from twinctl import Twin
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -132,15 +132,6 @@ TOKEN = "tok-9Qz7-s3cr3t-e4f1c0ffee"
 
 
 @pytest.fixture
-def runner(tmp_path):
-    r = Runner(tmp_path)
-    try:
-        yield r
-    finally:
-        r.cleanup()
-
-
-@pytest.fixture
 def token_twin(tmp_path):
     tw = Twin(tmp_path, demo=True, token=TOKEN)
     tw.start()
@@ -149,16 +140,6 @@ def token_twin(tmp_path):
     finally:
         tw.stop()
 
-
-def unmount(mnt, timeout=20):
-    """fusermount3 -u, again while it says busy: the materializer makes entries through the
-    mount, and an unmount during one of its mknods is EBUSY (seen on a loaded machine)."""
-    def attempt():
-        r = subprocess.run(["fusermount3", "-u", mnt], capture_output=True, text=True)
-        if r.returncode != 0 and "busy" not in r.stderr:
-            raise AssertionError(r.stderr)
-        return r.returncode == 0
-    wait_for(attempt, timeout, "the unmount of " + mnt, interval=0.1)
 
 
 def read_bytes(path):

@@ -14,16 +14,7 @@ import subprocess
 import pytest
 
 from mountlib import twinfs_binary, wait_for
-from test_mount_cli import Runner, mounted_fs, pid_alive, twinfs_pids, wait_asset
-
-
-@pytest.fixture
-def runner(tmp_path):
-    r = Runner(tmp_path)
-    try:
-        yield r
-    finally:
-        r.cleanup()
+from cliutil import mounted_fs, pid_alive, twinfs_pids, wait_asset
 
 
 def start_ignoring(runner, twin, mnt, ignored, *args):

@@ -11,7 +11,8 @@ import subprocess
 import pytest
 
 from mountlib import wait_for
-from test_mount_cli import FAILURE, Runner, assert_fails, mounted_fs, twinfs_pids, wait_asset
+from cliutil import FAILURE, mounted_fs, twinfs_pids, wait_asset
+from test_mount_cli import assert_fails
 from twinctl import Twin
 
 
@@ -24,15 +25,6 @@ def make_cert(dirpath, name, san):
                     "-addext", "subjectAltName=" + san],
                    check=True, capture_output=True)
     return cert, key
-
-
-@pytest.fixture
-def runner(tmp_path):
-    r = Runner(tmp_path)
-    try:
-        yield r
-    finally:
-        r.cleanup()
 
 
 @pytest.fixture
