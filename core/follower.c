@@ -405,8 +405,10 @@ static int on_event_record(struct follower *f, const struct record *rec)
     json_t *data = NULL;
     const char *why = NULL;
     char why_buf[128];
-    r = get_schema(f, rec->name, rec->version, &schema);
-    if (r == 0) {
+    r = rec->data_not_b64 ? -EBADMSG : get_schema(f, rec->name, rec->version, &schema);
+    if (rec->data_not_b64) {
+        why = "data is not valid base64";
+    } else if (r == 0) {
         r = event_schema_decode(schema, rec->data, rec->data_len, &data, &why);
         if (r < 0 && !why)
             why = "bad data";
@@ -437,6 +439,8 @@ static int on_event_record(struct follower *f, const struct record *rec)
         .systime = rec->systime,
         .data = rec->data,
         .data_len = rec->data_len,
+        .data_not_b64 = rec->data_not_b64,
+        .data_not_b64_len = rec->data_not_b64_len,
         .data_json = data,
         .decode_error = data ? NULL : why,
     };
@@ -723,6 +727,10 @@ char *follower_event_render(const struct follower_event *ev, size_t *ret_len)
     r |= set_str(o, "systime", ev->systime);
     if (ev->data_json) {
         r |= json_object_set_new(o, "data", json_deep_copy(ev->data_json));
+    } else if (ev->data_not_b64) {
+        r |= json_object_set_new(o, "data_b64",
+                                 json_stringn(ev->data_not_b64, ev->data_not_b64_len));
+        r |= set_str(o, "error", ev->decode_error ? ev->decode_error : "cannot decode");
     } else {
         char *b64 = NULL;
         if (base64_encode(ev->data ? (const void *)ev->data : "", ev->data_len, &b64) < 0)

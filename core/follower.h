@@ -38,14 +38,16 @@ struct follower_event {
     const char *systime;       /* may be NULL */
     const unsigned char *data; /* the AVRO bytes as received */
     size_t data_len;
+    const char *data_not_b64; /* NULL, or data as sent when it was not base64 (data is NULL) */
+    size_t data_not_b64_len;
     const json_t *data_json;  /* data decoded to JSON, or NULL if it could not be */
     const char *decode_error; /* NULL, or why data_json is NULL (e.g. "unknown schema") */
 };
 
 /* The event rendered as the content of its file: a JSON object with asset, offset, name,
- * version, source, time, systime and data (decoded), or, when decoding failed, data_b64 and
- * error instead of data; indented, ending in "\n". Returns a malloc'd string (*ret_len without
- * the NUL), or NULL on ENOMEM. */
+ * version, source, time, systime and data (decoded), or, when decoding failed, data_b64 (the
+ * bytes in base64, or the string as sent if it was not base64) and error instead of data; indented,
+ * ending in "\n". Returns a malloc'd string (*ret_len without the NUL), or NULL on ENOMEM. */
 char *follower_event_render(const struct follower_event *ev, size_t *ret_len);
 
 enum follower_internal {

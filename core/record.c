@@ -85,6 +85,7 @@ void record_clear(struct record *r)
     free(r->source);
     free(r->systime);
     free(r->data);
+    free(r->data_not_b64);
     memset(r, 0, sizeof(*r));
 }
 
@@ -173,8 +174,14 @@ static int parse_event(const json_t *root, struct record *rec, const char **ret_
     r = base64_decode(b64, json_string_length(v), &rec->data, &rec->data_len);
     if (r == -ENOMEM)
         FAIL(r, "out of memory");
-    if (r < 0)
-        FAIL(-EBADMSG, "data is not valid base64");
+    if (r < 0) {
+        /* Undecodable data, like data that does not match its schema: the record is sound. */
+        rec->data_not_b64_len = json_string_length(v);
+        rec->data_not_b64 = malloc(rec->data_not_b64_len + 1);
+        if (!rec->data_not_b64)
+            FAIL(-ENOMEM, "out of memory");
+        memcpy(rec->data_not_b64, b64, rec->data_not_b64_len + 1);
+    }
     r = 0;
 out:
     *ret_err = err;

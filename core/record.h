@@ -30,6 +30,10 @@ struct record {
     char *systime;       /* may be NULL */
     unsigned char *data; /* AVRO binary, decoded from base64 */
     size_t data_len;
+    /* data as sent when it is not valid base64 (then data is NULL): the event is still an
+     * event, shown with this and the reason, not dropped as a bad record. */
+    char *data_not_b64;
+    size_t data_not_b64_len;
     size_t wire_len; /* the line's length: the record's size as the twin sent it */
 };
 

@@ -16,6 +16,9 @@ static void check_record(const struct record *r)
     case RECORD_EVENT:
         if (!r->name || !record_name_is_safe(r->name) || (!r->data && r->data_len > 0))
             abort();
+        /* data that is not base64 is kept as sent, and then there are no decoded bytes */
+        if (r->data_not_b64 && (r->data || strlen(r->data_not_b64) > r->data_not_b64_len))
+            abort();
         /* fall through */
     case RECORD_ASSET_CREATED:
     case RECORD_ASSET_DELETED:

@@ -215,12 +215,11 @@ def test_bad_records_are_contained(tmp_path, tracker):
         # Good events on both sides of the bad ones arrive; the process kept going.
         assert s1 in seqs and s2 in seqs
         assert ex.proc.poll() is None
-        # Undecodable data is delivered with the reason; a record that cannot be parsed
-        # (its base64 is broken) is skipped.
+        # Undecodable data is delivered with the reason, data that is not base64 too.
         errs = ex.decode_errors()
         assert bad_avro["seq"] in seqs and bad_avro["seq"] in errs
         assert unknown["seq"] in seqs and errs[unknown["seq"]] == "unknown schema"
-        assert bad_b64["seq"] not in seqs
+        assert bad_b64["seq"] in seqs and errs[bad_b64["seq"]] == "data is not valid base64"
         assert s1 not in errs and s2 not in errs
         log = ex.log()
         assert "bad record" in log and "line too long" in log

@@ -114,7 +114,6 @@ def bad_corpus():
     add("name a number", line(event(11, "good", 54, name=123)), 11)
     add("version a string", line(event(12, "good", 55, version="1")), 12)
     add("version past int", line(event(13, "good", 56, version=2 ** 40)), 13)
-    add("data not base64", line(event(14, "good", 57, data="!!not base64!!")), 14)
     add("data a number", line(event(15, "good", 58, data=12345)), 15)
     add("data missing", line({k: v for k, v in event(16, "good", 59).items() if k != "data"}), 16)
     add("source a number", line(event(17, "good", 60, source=5)), 17)
@@ -178,16 +177,18 @@ def test_stream_corpus_is_contained_logged_once_and_counted(fake, mount_of):
     fake.add_record(**event(35, "good", 5, n=999))
     fake.add_record(seq=43, kind="asset_created", asset="a2", time=T)
     fake.add_record(**event(44, "a2", 0, n=7))
-    fake.add_record(**event(45, "good", 6, n=6))
+    # data that is not base64: the event is sound, shown with the string as sent and the reason
+    fake.add_record(**event(45, "a2", 1, data="!!not base64!!"))
+    fake.add_record(**event(46, "good", 6, n=6))
 
     m = mount_of(fake)
     m.wait_for(lambda: event_name(6, "Ping") in m.events("good"), 30, "the last good event")
-    m.wait_for(lambda: m.status()["last_seq"] >= 45, 10, "status to catch up")
+    m.wait_for(lambda: m.status()["last_seq"] >= 46, 10, "status to catch up")
     st = m.status()
     assert sorted(os.listdir(m.path("assets"))) == ["a2", "good"]
     assert sorted(m.events("good")) == [event_name(o, n) for o, n in [
         (0, "Ping"), (1, "Ping"), (2, "NoSuchSchema"), (3, "Ping"), (6, "Ping")]]
-    assert m.events("a2") == [event_name(0, "Ping")]
+    assert sorted(m.events("a2")) == [event_name(0, "Ping"), event_name(1, "Ping")]
     assert read(m, "good", 0)["data"] == {"n": 0}
     assert read(m, "good", 3)["data"] == {"n": 3}
     assert read(m, "good", 6)["data"] == {"n": 6}
@@ -196,9 +197,13 @@ def test_stream_corpus_is_contained_logged_once_and_counted(fake, mount_of):
     assert "data" not in bad_avro and bad_avro["error"]
     assert base64.b64decode(bad_avro["data_b64"]) == b"\xff" * 12
     assert read(m, "good", 2, "NoSuchSchema")["error"] == "unknown schema"
+    not_b64 = read(m, "a2", 1)
+    assert "data" not in not_b64
+    assert not_b64["data_b64"] == "!!not base64!!"
+    assert not_b64["error"] == "data is not valid base64"
 
     assert st["bad_records"] == len(corpus), st
-    assert st["decode_errors"] == 2, st
+    assert st["decode_errors"] == 3, st
     log = m.log()
     with_seq, without = count_bad_logged(log)
     want = {}
@@ -209,10 +214,11 @@ def test_stream_corpus_is_contained_logged_once_and_counted(fake, mount_of):
     assert without == sum(1 for _, _, s in corpus if not s)
     assert len(re.findall(r"event seq 40 .*cannot decode", log)) == 1
     assert len(re.findall(r"event seq 41 .*cannot decode", log)) == 1
+    assert len(re.findall(r"event seq 45 .*cannot decode: data is not valid base64", log)) == 1
 
     # a cut: the stream resumes after the last seq and the corpus is not reported again
     fake.cut_streams()
-    fake.add_record(**event(46, "good", 7, n=7))
+    fake.add_record(**event(47, "good", 7, n=7))
     m.wait_for(lambda: event_name(7, "Ping") in m.events("good"), 30, "a live event")
     assert m.status()["bad_records"] == len(corpus)
     assert count_bad_logged(m.log()) == (with_seq, without)
