@@ -202,6 +202,9 @@ __attribute__((noreturn)) static void caller_main(int sock, pid_t daemon)
         sock = 3;
     }
     close_range(4, ~0U, 0); /* /dev/fuse above all: the daemon's death must close it */
+    char ready = 1;
+    if (send(sock, &ready, 1, MSG_NOSIGNAL) != 1)
+        _exit(0);
     for (;;) {
         ssize_t n = recv(sock, msg, sizeof(msg), 0);
         if (n <= 0)
@@ -243,6 +246,21 @@ static int caller_start(struct twinfs *fs)
         caller_main(sv[1], daemon);
     }
     close(sv[1]);
+    /* It says when it is set up: named, and holding none of our files. Until then it is a copy
+     * of the daemon, which ps (and a script counting twinfs processes) would show twice. */
+    char ready = 0;
+    ssize_t n;
+    do {
+        n = recv(sv[0], &ready, 1, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) {
+        int err = n < 0 ? errno : EPIPE;
+        close(sv[0]);
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        return -err;
+    }
     fs->mat_sock = sv[0];
     fs->mat_pid = pid;
     atomic_store(&fs->mat_tid, (int)pid);
