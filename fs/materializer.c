@@ -16,6 +16,7 @@
 #include "fs_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stddef.h>
@@ -200,6 +201,14 @@ __attribute__((noreturn)) static void caller_main(int sock, pid_t daemon)
     if (sock != 3) {
         dup2(sock, 3);
         sock = 3;
+    }
+    /* It is forked before a daemon's stdio goes to /dev/null: pipes kept open here would keep
+     * whoever started twinfs (a shell's $(...), subprocess.run) waiting for their end. */
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
     }
     close_range(4, ~0U, 0); /* /dev/fuse above all: the daemon's death must close it */
     char ready = 1;

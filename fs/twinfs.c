@@ -264,14 +264,16 @@ int twinfs_start(struct twinfs *fs)
     return follower_start(fs->follower);
 }
 
+int twinfs_attach(struct twinfs *fs, struct fuse_session *se)
+{
+    fs->se = se;
+    return materializer_start(fs);
+}
+
 int twinfs_run(struct twinfs *fs, struct fuse_session *se, bool single_thread)
 {
     int r;
 
-    fs->se = se;
-    r = materializer_start(fs);
-    if (r < 0)
-        return r;
     if (single_thread) {
         r = fuse_session_loop(se);
     } else {

@@ -7,8 +7,10 @@
  *   twinfs_start          snapshot of the twin (this checks the twin), stream thread started;
  *                         assets and events gather, invisible until materialized
  *   fuse_session_new(args, twinfs_lowlevel_ops(), sizeof, fs) and fuse_session_mount
- *   twinfs_run            runs the session loop (multi-threaded unless single_thread) and the
- *                         materializer thread; returns when unmounted or signalled
+ *   twinfs_attach         the materializer thread and its caller process, ready before the
+ *                         program reports the mount (a daemon's parent returns then)
+ *   twinfs_run            runs the session loop (multi-threaded unless single_thread);
+ *                         returns when unmounted or signalled
  *   twinfs_free           stops the follower (every ack is on disk), frees
  */
 #pragma once
@@ -40,8 +42,12 @@ int twinfs_start(struct twinfs *fs);
 /* The operations to pass to fuse_session_new, with fs as userdata. */
 const struct fuse_lowlevel_ops *twinfs_lowlevel_ops(void);
 
-/* Runs the session until it exits (unmount, or a signal through fuse_set_signal_handlers).
- * Returns 0 (also when a signal ended it) or -errno. */
+/* Starts the materializer on the mounted session se: its thread, and its caller process
+ * (fs/materializer.c), which is named twinfs-caller once this returns. Returns 0 or -errno. */
+int twinfs_attach(struct twinfs *fs, struct fuse_session *se);
+
+/* Runs the session until it exits (unmount, or a signal through fuse_set_signal_handlers);
+ * twinfs_attach first. Returns 0 (also when a signal ended it) or -errno. */
 int twinfs_run(struct twinfs *fs, struct fuse_session *se, bool single_thread);
 
 /* Stops the follower (acks flushed) and frees everything. Accepts NULL. */

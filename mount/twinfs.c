@@ -333,6 +333,14 @@ static int serve(struct mount_options *o)
         goto fail_signals;
     }
 
+    /* Before the report: once a daemon's parent returns, the mount is complete, the caller
+     * process included (a script that counts twinfs processes sees the daemon alone). */
+    r = twinfs_attach(fs, se);
+    if (r < 0) {
+        status = fail(MOUNT_EXIT_FAILURE, "cannot start the materializer: %s", strerror(-r));
+        fuse_session_unmount(se);
+        goto fail_signals;
+    }
     log_msg(LOG_INFO, "mounted %s on %s", o->url, o->mountpoint);
     daemon_report_ok();
     pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL);
