@@ -231,9 +231,13 @@ def test_daemonized_mount_and_fusermount(runner, demo_twin, tmp_path):
     # The command returns only once the mount is there, named after the twin.
     assert mounted_fs(mnt) == (demo_twin.url, "fuse.twinfs")
     assert time.monotonic() - t0 < 20
+    # At once, no waiting: the daemon and its materializer's caller, named, are both there
+    # when the command returns (the caller used to be forked after, a copy of the daemon until
+    # it named itself, and scripts saw two daemons).
     pids = twinfs_pids(mnt)
     assert len(pids) == 1
     daemon = pids[0]
+    assert len(twinfs_pids(mnt, with_caller=True)) == 2
     # A daemon: its own session, in /, stdio on /dev/null.
     with open("/proc/%d/stat" % daemon) as f:
         fields = f.read().split(")")[-1].split()
@@ -251,8 +255,7 @@ def test_daemonized_mount_and_fusermount(runner, demo_twin, tmp_path):
     assert trackers[0].endswith(".journal")
     # Its materializer's caller: one child process that holds no file of the daemon's, the
     # FUSE device above all (so that the daemon's death always ends the mount).
-    callers = wait_for(lambda: [p for p in twinfs_pids(mnt, with_caller=True) if p != daemon],
-                       10, "the caller process")
+    callers = [p for p in twinfs_pids(mnt, with_caller=True) if p != daemon]
     assert len(callers) == 1, callers
     with open("/proc/%d/stat" % callers[0]) as f:
         assert int(f.read().split(")")[-1].split()[1]) == daemon  # its parent
