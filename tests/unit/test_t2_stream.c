@@ -372,10 +372,16 @@ static void test_back_pressure(void)
     server_start(&srv, SCRIPT_ENDLESS, 0, &c);
     struct t2_stream *st = open_ok(c);
     CHECK(t2_stream_read(st, buf, sizeof(buf)) > 0);
-    usleep(300000);
-    unsigned long long a = atomic_load(&srv.sent);
-    usleep(300000);
-    unsigned long long b = atomic_load(&srv.sent);
+    /* The buffers between fill at the pace of the machine (slow under valgrind): wait until
+     * the count stands still for 300 ms, up to 10 s. Without back-pressure it never would. */
+    unsigned long long a = 0, b = 0;
+    for (int i = 0; i < 33; i++) {
+        a = atomic_load(&srv.sent);
+        usleep(300000);
+        b = atomic_load(&srv.sent);
+        if (a == b)
+            break;
+    }
     fprintf(stderr, "sent while nobody reads: %llu, then %llu bytes\n", a, b);
     CHECK(a == b);
     CHECK(b < 64 * MIB);
