@@ -405,10 +405,10 @@ static int on_event_record(struct follower *f, const struct record *rec)
     json_t *data = NULL;
     const char *why = NULL;
     char why_buf[128];
-    r = rec->data_not_b64 ? -EBADMSG : get_schema(f, rec->name, rec->version, &schema);
     if (rec->data_not_b64) {
+        r = -EBADMSG;
         why = "data is not valid base64";
-    } else if (r == 0) {
+    } else if ((r = get_schema(f, rec->name, rec->version, &schema)) == 0) {
         r = event_schema_decode(schema, rec->data, rec->data_len, &data, &why);
         if (r < 0 && !why)
             why = "bad data";
@@ -727,16 +727,18 @@ char *follower_event_render(const struct follower_event *ev, size_t *ret_len)
     r |= set_str(o, "systime", ev->systime);
     if (ev->data_json) {
         r |= json_object_set_new(o, "data", json_deep_copy(ev->data_json));
-    } else if (ev->data_not_b64) {
-        r |= json_object_set_new(o, "data_b64",
-                                 json_stringn(ev->data_not_b64, ev->data_not_b64_len));
-        r |= set_str(o, "error", ev->decode_error ? ev->decode_error : "cannot decode");
     } else {
-        char *b64 = NULL;
-        if (base64_encode(ev->data ? (const void *)ev->data : "", ev->data_len, &b64) < 0)
-            goto out;
-        r |= json_object_set_new(o, "data_b64", json_string(b64));
-        free(b64);
+        json_t *b64 = NULL;
+        if (ev->data_not_b64) {
+            b64 = json_stringn(ev->data_not_b64, ev->data_not_b64_len); /* shown as sent */
+        } else {
+            char *enc = NULL;
+            if (base64_encode(ev->data ? (const void *)ev->data : "", ev->data_len, &enc) < 0)
+                goto out;
+            b64 = json_string(enc);
+            free(enc);
+        }
+        r |= json_object_set_new(o, "data_b64", b64);
         r |= set_str(o, "error", ev->decode_error ? ev->decode_error : "cannot decode");
     }
     if (r != 0)

@@ -76,9 +76,8 @@ struct twinfs {
     bool mat_running; /* started and not yet joined */
     /* The process that makes the calls on the mount (materializer.c says why not a thread):
      * its pid is how the handlers know its calls, mat_sock how the thread talks to it. */
-    atomic_int mat_tid;
+    atomic_int mat_pid; /* 0 when there is none */
     int mat_sock;
-    pid_t mat_pid;
     struct mat_batch *mat_batch; /* the calls being gathered for it (materializer.c) */
     double mat_restarted_at;     /* when a dead caller was last replaced (monotonic s) */
     atomic_ullong materialized;

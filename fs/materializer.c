@@ -271,22 +271,22 @@ static int caller_start(struct twinfs *fs)
         return -err;
     }
     fs->mat_sock = sv[0];
-    fs->mat_pid = pid;
-    atomic_store(&fs->mat_tid, (int)pid);
+    atomic_store(&fs->mat_pid, (int)pid);
     return 0;
 }
 
 /* Ends the caller process once nothing more is asked of it. */
 static void caller_stop(struct twinfs *fs)
 {
-    if (fs->mat_pid <= 0)
+    pid_t pid = atomic_load(&fs->mat_pid);
+
+    if (pid <= 0)
         return;
     close(fs->mat_sock); /* EOF: it exits */
     fs->mat_sock = -1;
-    while (waitpid(fs->mat_pid, NULL, 0) < 0 && errno == EINTR)
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
         ;
-    fs->mat_pid = 0;
-    atomic_store(&fs->mat_tid, 0);
+    atomic_store(&fs->mat_pid, 0);
 }
 
 /* A new caller for one that died on its own (a kill, the OOM killer): without it every entry
@@ -304,8 +304,9 @@ static int caller_restart(struct twinfs *fs)
     if (fs->mat_restarted_at > 0 && now - fs->mat_restarted_at < 1.0)
         return -EAGAIN;
     fs->mat_restarted_at = now;
-    if (fs->mat_pid > 0)
-        kill(fs->mat_pid, SIGKILL); /* dead already, or of no use any more */
+    pid_t pid = atomic_load(&fs->mat_pid);
+    if (pid > 0)
+        kill(pid, SIGKILL); /* dead already, or of no use any more */
     caller_stop(fs);
     int r = caller_start(fs);
     if (r < 0)

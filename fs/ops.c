@@ -301,9 +301,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 static bool is_materializer(struct twinfs *fs, fuse_req_t req)
 {
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
-    int tid = atomic_load(&fs->mat_tid);
+    int pid = atomic_load(&fs->mat_pid);
 
-    return tid > 0 && ctx->pid == tid;
+    return pid > 0 && ctx->pid == pid;
 }
 
 static void show_event(struct twinfs *fs, struct node *n)

@@ -270,8 +270,9 @@ int twinfs_attach(struct twinfs *fs, struct fuse_session *se)
     return materializer_start(fs);
 }
 
-int twinfs_run(struct twinfs *fs, struct fuse_session *se, bool single_thread)
+int twinfs_run(struct twinfs *fs, bool single_thread)
 {
+    struct fuse_session *se = fs->se;
     int r;
 
     if (single_thread) {

@@ -46,9 +46,9 @@ const struct fuse_lowlevel_ops *twinfs_lowlevel_ops(void);
  * (fs/materializer.c), which is named twinfs-caller once this returns. Returns 0 or -errno. */
 int twinfs_attach(struct twinfs *fs, struct fuse_session *se);
 
-/* Runs the session until it exits (unmount, or a signal through fuse_set_signal_handlers);
- * twinfs_attach first. Returns 0 (also when a signal ended it) or -errno. */
-int twinfs_run(struct twinfs *fs, struct fuse_session *se, bool single_thread);
+/* Runs the session given to twinfs_attach until it exits (unmount, or a signal through
+ * fuse_set_signal_handlers). Returns 0 (also when a signal ended it) or -errno. */
+int twinfs_run(struct twinfs *fs, bool single_thread);
 
 /* Stops the follower (acks flushed) and frees everything. Accepts NULL. */
 void twinfs_free(struct twinfs *fs);

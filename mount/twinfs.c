@@ -344,7 +344,7 @@ static int serve(struct mount_options *o)
     log_msg(LOG_INFO, "mounted %s on %s", o->url, o->mountpoint);
     daemon_report_ok();
     pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL);
-    r = twinfs_run(fs, se, o->single_thread);
+    r = twinfs_run(fs, o->single_thread);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     if (r < 0) {
         log_msg(LOG_ERR, "session loop: %s", strerror(-r));
