@@ -2,12 +2,11 @@
 and find what it left behind: mounts, daemons, the materializer's caller process. The pytest
 fixture `runner` (conftest.py) gives a Runner that cleans up every mount and process."""
 
-import json
 import os
 import signal
 import subprocess
 
-from mountlib import twinfs_binary, wait_for
+from mountlib import settled_status, twinfs_binary, wait_for
 
 USAGE = 2
 FAILURE = 1
@@ -50,11 +49,7 @@ def wait_asset(mnt, asset="acme-pump-01"):
 
 def wait_settled(mnt):
     """The replay is done and every delivered event is a file: a listing now is complete."""
-    def settled():
-        with open(os.path.join(mnt, ".twinfs", "status")) as f:
-            st = json.load(f)
-        return st["replay_done"] and st["materialize_queue"] == 0
-    wait_for(settled, 10, "the replay to be done and materialized")
+    wait_for(lambda: settled_status(mnt), 10, "the replay to be done and materialized")
 
 
 def pid_alive(pid):

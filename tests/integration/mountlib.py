@@ -50,6 +50,14 @@ def wait_for(pred, timeout=10.0, what="condition", interval=0.02):
         time.sleep(interval)
 
 
+def settled_status(mnt):
+    """The status of the mount at mnt if its replay is done and every delivered asset and
+    event is shown, else None."""
+    with open(os.path.join(mnt, ".twinfs", "status")) as f:
+        st = json.load(f)
+    return st if st["replay_done"] and st["materialize_queue"] == 0 else None
+
+
 def unmount(mnt, timeout=20):
     """fusermount3 -u, again while it says busy: the materializer makes entries through the
     mount, and an unmount during one of its mkdirs or mknods is EBUSY (seen on a loaded
@@ -164,10 +172,8 @@ class Mount:
         """Waits until the replay is done and every delivered asset and event is shown (made
         visible by the materializer a moment after the mount); returns the status. Paths under
         assets/ exist only from then on."""
-        def settled():
-            st = self.status()
-            return st if st["replay_done"] and st["materialize_queue"] == 0 else None
-        return self.wait_for(settled, timeout, "the replay to be done and materialized")
+        return self.wait_for(lambda: settled_status(self.mnt), timeout,
+                             "the replay to be done and materialized")
 
     def rss_kib(self):
         with open("/proc/%d/status" % self.proc.pid) as f:

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from cliutil import twinfs_pids
 from fsutil import read_json, setup_ping
 from mountlib import event_name, mounted, wait_for
 
@@ -126,10 +127,8 @@ def test_deleted_asset_disappears(twin, tmp_path):
 
 
 def caller_pids(m):
-    """The daemon's child processes: the materializer's caller (twinfs-caller)."""
-    out = subprocess.run(["pgrep", "-P", str(m.pid), "-x", "twinfs-caller"],
-                         capture_output=True, text=True).stdout
-    return [int(x) for x in out.split()]
+    """The materializer's caller process (twinfs-caller) of the mount m."""
+    return [p for p in twinfs_pids(m.mnt, with_caller=True) if p != m.pid]
 
 
 def test_a_killed_caller_is_replaced_and_events_still_fire_inotify(twin, tmp_path,
