@@ -12,8 +12,9 @@ import sys
 import threading
 import time
 
+from cliutil import twinfs_pids
 from fsutil import publish_pings, setup_ping
-from mountlib import Mount
+from mountlib import Mount, wait_for
 
 # A consumer: lists and removes events until killed, ignoring every error.
 CONSUMER = r"""
@@ -88,15 +89,9 @@ def test_kill9_while_materializing_never_hangs(twin, tmp_path):
                 m.proc.wait(30)
                 m.proc = None
                 subprocess.run(["fusermount3", "-u", "-z", m.mnt], capture_output=True)
-            # the caller process went with the daemon
-            for p in os.listdir("/proc"):
-                try:
-                    with open("/proc/%s/cmdline" % p, "rb") as f:
-                        argv = f.read().split(b"\0")
-                except OSError:
-                    continue
-                assert not (argv and argv[0].endswith(b"twinfs")
-                            and os.fsencode(m.mnt) in argv), "twinfs process %s left" % p
+            # the caller process goes with the daemon (its parent-death signal)
+            wait_for(lambda: not twinfs_pids(m.mnt, with_caller=True), 5,
+                     "no twinfs process left of the killed mount")
     finally:
         stop.set()
         pub.join()
