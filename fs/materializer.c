@@ -12,7 +12,12 @@
  * dying and the mount hangs (the long soak found it). A separate process holds no daemon file:
  * the daemon's death closes /dev/fuse, the kernel aborts the mount's requests, and the caller's
  * call fails and it exits. It only runs async-signal-safe code (it is forked from a threaded
- * process). */
+ * process).
+ *
+ * The caller never uses the mount point's path: another user owning a directory on it can
+ * rename that directory away and plant a symlink at the old path. It reaches the mount through
+ * the directory the mount covers (mount_ref.h), checks that the mount found there is the one
+ * made at mount time, and walks from its root one component at a time, refusing symlinks. */
 #include "fs_internal.h"
 
 #include <errno.h>
@@ -32,6 +37,7 @@
 #include <unistd.h>
 
 #include "deadline.h"
+#include "mount_ref.h"
 
 enum mat_action {
     MAT_NONE,
@@ -87,7 +93,8 @@ static void sleep_until(const struct timespec *when)
         ;
 }
 
-/* Decides what to do for a popped node and fills path/name; caller holds the lock. */
+/* Decides what to do for a popped node and fills path (relative to the mount's root); caller
+ * holds the lock. */
 static enum mat_action plan(struct twinfs *fs, struct node *n, char *path, size_t size,
                             struct timespec *ret_wait_until)
 {
@@ -97,7 +104,7 @@ static enum mat_action plan(struct twinfs *fs, struct node *n, char *path, size_
     ret_wait_until->tv_nsec = 0;
     if (n->kind == NODE_ASSET) {
         if (n->state == NODE_PENDING) {
-            r = snprintf(path, size, "%s/assets/%s", fs->mountpoint, n->name);
+            r = snprintf(path, size, "assets/%s", n->name);
             return r > 0 && (size_t)r < size ? MAT_MKDIR : MAT_NONE;
         }
         if (n->state == NODE_REMOVED && n->u.as.was_visible)
@@ -109,7 +116,7 @@ static enum mat_action plan(struct twinfs *fs, struct node *n, char *path, size_
     struct node *asset = tree_asset_of(n);
     if (!asset || asset->state != NODE_VISIBLE)
         return MAT_NONE; /* the asset is gone, or its mkdir failed during a stop */
-    r = snprintf(path, size, "%s/assets/%s/events/%s", fs->mountpoint, asset->name, n->name);
+    r = snprintf(path, size, "assets/%s/events/%s", asset->name, n->name);
     if (r <= 0 || (size_t)r >= size)
         return MAT_NONE;
     /* Give `inotifywait -r` time to add its watch on a directory it just saw appear. */
@@ -170,10 +177,10 @@ static void show_without_event(struct twinfs *fs, uint64_t ino, const char *path
 }
 
 /* The calls go to the caller in batches: one message holds up to BATCH_MAX calls, each an
- * operation byte ('d' mkdir, 'n' mknod) then the path and its NUL; the answer is one int per
- * call, 0 or an errno. A round trip to the caller costs two context switches, and paying it per
- * event took a third off the materialize rate (docs/performance.md). A batch is sent as soon as
- * the queue runs dry, so a live event still goes alone and at once. */
+ * operation byte ('d' mkdir, 'n' mknod) then the path (relative to the mount's root) and its NUL;
+ * the answer is one int per call, 0 or an errno. A round trip to the caller costs two context
+ * switches, and paying it per event took a third off the materialize rate (docs/performance.md). A
+ * batch is sent as soon as the queue runs dry, so a live event still goes alone and at once. */
 enum { BATCH_MAX = 64, BATCH_BYTES = 65536 };
 
 struct mat_batch {
@@ -184,12 +191,56 @@ struct mat_batch {
     char msg[BATCH_BYTES];
 };
 
+/* Makes one call, path relative to root: each directory on it is opened without following a
+ * symlink, and "", "." and ".." are refused. Returns 0 or an errno. Async-signal-safe. */
+static int call_at(int root, char op, const char *path)
+{
+    char comp[NAME_MAX + 1];
+    const char *p = path;
+    int dir = root, err;
+
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        size_t len = slash ? (size_t)(slash - p) : strlen(p);
+        if (len == 0 || len > NAME_MAX ||
+            (p[0] == '.' && (len == 1 || (len == 2 && p[1] == '.')))) {
+            err = EINVAL;
+            break;
+        }
+        memcpy(comp, p, len);
+        comp[len] = '\0';
+        if (!slash) {
+            int r = op == 'd' ? mkdirat(dir, comp, 0555) : mknodat(dir, comp, S_IFREG | 0444, 0);
+            err = r < 0 ? errno : 0;
+            break;
+        }
+        int next = openat(dir, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0) {
+            err = errno;
+            break;
+        }
+        if (dir != root)
+            close(dir);
+        dir = next;
+        p = slash + 1;
+    }
+    if (dir != root)
+        close(dir);
+    return err;
+}
+
+/* The descriptors the caller keeps, all others closed: its socket, and the parent of the
+ * directory the mount covers (the way to the mount, mount_ref.h). */
+enum { CALLER_SOCK_FD = 3, CALLER_PARENT_FD = 4 };
+
 /* The caller process: async-signal-safe calls only. Exits when the daemon closes its end (or
  * dies: the parent-death signal covers a death before the first read). */
-__attribute__((noreturn)) static void caller_main(int sock, pid_t daemon)
+__attribute__((noreturn)) static void caller_main(int sock, pid_t daemon,
+                                                  const struct mount_ref *mount)
 {
     static char msg[BATCH_BYTES];
     static int errs[BATCH_MAX];
+    struct mount_ref ref = *mount;
     sigset_t all;
 
     sigfillset(&all);
@@ -198,10 +249,14 @@ __attribute__((noreturn)) static void caller_main(int sock, pid_t daemon)
     prctl(PR_SET_NAME, "twinfs-caller"); /* in ps and top, apart from the daemon */
     if (getppid() != daemon)
         _exit(0);
-    if (sock != 3) {
-        dup2(sock, 3);
-        sock = 3;
-    }
+    /* Copies above the two slots first: either may be the other's number now. */
+    int s = fcntl(sock, F_DUPFD, CALLER_PARENT_FD + 1);
+    int p = fcntl(ref.parent_fd, F_DUPFD, CALLER_PARENT_FD + 1);
+    if (s < 0 || p < 0 || dup2(s, CALLER_SOCK_FD) < 0 || dup2(p, CALLER_PARENT_FD) < 0)
+        _exit(0);
+    sock = CALLER_SOCK_FD;
+    ref.parent_fd = CALLER_PARENT_FD;
+    ref.covered_fd = -1;
     /* It is forked before a daemon's stdio goes to /dev/null: pipes kept open here would keep
      * whoever started twinfs (a shell's $(...), subprocess.run) waiting for their end. */
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -210,7 +265,9 @@ __attribute__((noreturn)) static void caller_main(int sock, pid_t daemon)
         dup2(null, 1);
         dup2(null, 2);
     }
-    close_range(4, ~0U, 0); /* /dev/fuse above all: the daemon's death must close it */
+    /* /dev/fuse above all: the daemon's death must close it. The parent directory is not on
+     * the mount and does not keep it busy. */
+    close_range(CALLER_PARENT_FD + 1, ~0U, 0);
     char ready = 1;
     if (send(sock, &ready, 1, MSG_NOSIGNAL) != 1)
         _exit(0);
@@ -218,6 +275,9 @@ __attribute__((noreturn)) static void caller_main(int sock, pid_t daemon)
         ssize_t n = recv(sock, msg, sizeof(msg), 0);
         if (n <= 0)
             _exit(0);
+        /* Once per batch, not kept: an open descriptor on the mount would make the owner's
+         * fusermount3 -u fail as busy. */
+        int root = mount_ref_open_root(&ref);
         size_t at = 0, count = 0;
         while (count < BATCH_MAX && at + 1 < (size_t)n) {
             const char *path = msg + at + 1;
@@ -226,10 +286,11 @@ __attribute__((noreturn)) static void caller_main(int sock, pid_t daemon)
                 len++;
             if (at + 1 + len == (size_t)n)
                 break; /* no NUL: not a call the daemon sent */
-            int r = msg[at] == 'd' ? mkdir(path, 0555) : mknod(path, S_IFREG | 0444, 0);
-            errs[count++] = r < 0 ? errno : 0;
+            errs[count++] = root < 0 ? -root : call_at(root, msg[at], path);
             at += len + 2;
         }
+        if (root >= 0)
+            close(root);
         if (send(sock, errs, count * sizeof(errs[0]), MSG_NOSIGNAL) < 0)
             _exit(0);
     }
@@ -252,7 +313,7 @@ static int caller_start(struct twinfs *fs)
     }
     if (pid == 0) {
         close(sv[0]);
-        caller_main(sv[1], daemon);
+        caller_main(sv[1], daemon, &fs->root);
     }
     close(sv[1]);
     /* It says when it is set up: named, and holding none of our files. Until then it is a copy
