@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/types.h>
+#include "mount_ref.h"
 #include "twinfs.h"
 #include "tree.h"
 
@@ -78,6 +79,7 @@ struct twinfs {
      * its pid is how the handlers know its calls, mat_sock how the thread talks to it. */
     atomic_int mat_pid; /* 0 when there is none */
     int mat_sock;
+    struct mount_ref root; /* the mount, as made (twinfs_attach); its descriptor is borrowed */
     struct mat_batch *mat_batch; /* the calls being gathered for it (materializer.c) */
     double mat_restarted_at;     /* when a dead caller was last replaced (monotonic s) */
     atomic_ullong materialized;

@@ -12,7 +12,12 @@
  * dying and the mount hangs (the long soak found it). A separate process holds no daemon file:
  * the daemon's death closes /dev/fuse, the kernel aborts the mount's requests, and the caller's
  * call fails and it exits. It only runs async-signal-safe code (it is forked from a threaded
- * process). */
+ * process).
+ *
+ * The caller never uses the mount point's path: another user owning a directory on it can
+ * rename that directory away and plant a symlink at the old path. It reaches the mount through
+ * the directory the mount covers (mount_ref.h), checks that the mount found there is the one
+ * made at mount time, and walks from its root one component at a time, refusing symlinks. */
 #include "fs_internal.h"
 
 #include <errno.h>
@@ -32,6 +37,7 @@
 #include <unistd.h>
 
 #include "deadline.h"
+#include "mount_ref.h"
 
 enum mat_action {
     MAT_NONE,
@@ -87,7 +93,8 @@ static void sleep_until(const struct timespec *when)
         ;
 }
 
-/* Decides what to do for a popped node and fills path/name; caller holds the lock. */
+/* Decides what to do for a popped node and fills path (relative to the mount's root); caller
+ * holds the lock. */
 static enum mat_action plan(struct twinfs *fs, struct node *n, char *path, size_t size,
                             struct timespec *ret_wait_until)
 {
@@ -97,7 +104,7 @@ static enum mat_action plan(struct twinfs *fs, struct node *n, char *path, size_
     ret_wait_until->tv_nsec = 0;
     if (n->kind == NODE_ASSET) {
         if (n->state == NODE_PENDING) {
-            r = snprintf(path, size, "%s/assets/%s", fs->mountpoint, n->name);
+            r = snprintf(path, size, "assets/%s", n->name);
             return r > 0 && (size_t)r < size ? MAT_MKDIR : MAT_NONE;
         }
         if (n->state == NODE_REMOVED && n->u.as.was_visible)
@@ -109,7 +116,7 @@ static enum mat_action plan(struct twinfs *fs, struct node *n, char *path, size_
     struct node *asset = tree_asset_of(n);
     if (!asset || asset->state != NODE_VISIBLE)
         return MAT_NONE; /* the asset is gone, or its mkdir failed during a stop */
-    r = snprintf(path, size, "%s/assets/%s/events/%s", fs->mountpoint, asset->name, n->name);
+    r = snprintf(path, size, "assets/%s/events/%s", asset->name, n->name);
     if (r <= 0 || (size_t)r >= size)
         return MAT_NONE;
     /* Give `inotifywait -r` time to add its watch on a directory it just saw appear. */
@@ -170,10 +177,10 @@ static void show_without_event(struct twinfs *fs, uint64_t ino, const char *path
 }
 
 /* The calls go to the caller in batches: one message holds up to BATCH_MAX calls, each an
- * operation byte ('d' mkdir, 'n' mknod) then the path and its NUL; the answer is one int per
- * call, 0 or an errno. A round trip to the caller costs two context switches, and paying it per
- * event took a third off the materialize rate (docs/performance.md). A batch is sent as soon as
- * the queue runs dry, so a live event still goes alone and at once. */
+ * operation byte ('d' mkdir, 'n' mknod) then the path (relative to the mount's root) and its NUL;
+ * the answer is one int per call, 0 or an errno. A round trip to the caller costs two context
+ * switches, and paying it per event took a third off the materialize rate (docs/performance.md). A
+ * batch is sent as soon as the queue runs dry, so a live event still goes alone and at once. */
 enum { BATCH_MAX = 64, BATCH_BYTES = 65536 };
 
 struct mat_batch {
@@ -184,12 +191,94 @@ struct mat_batch {
     char msg[BATCH_BYTES];
 };
 
+/* Whether a path component is one the caller may walk or make: not "", "." or "..". */
+static bool component_ok(const char *p, size_t len)
+{
+    return len > 0 && len <= NAME_MAX && !(p[0] == '.' && (len == 1 || (len == 2 && p[1] == '.')));
+}
+
+/* Opens the directory at the first len bytes of path, relative to root, one component at a
+ * time, none of them a symlink. Returns 0 (*ret_fd set) or an errno. Async-signal-safe. */
+static int walk(int root, const char *path, size_t len, int *ret_fd)
+{
+    char comp[NAME_MAX + 1];
+    size_t at = 0;
+    int dir = root;
+
+    while (at < len) {
+        size_t n = 0;
+        while (at + n < len && path[at + n] != '/')
+            n++;
+        if (!component_ok(path + at, n)) {
+            if (dir != root)
+                close(dir);
+            return EINVAL;
+        }
+        memcpy(comp, path + at, n);
+        comp[n] = '\0';
+        int next = openat(dir, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int err = errno;
+        if (dir != root)
+            close(dir);
+        if (next < 0)
+            return err;
+        dir = next;
+        at += n + 1;
+    }
+    *ret_fd = dir;
+    return 0;
+}
+
+/* The directory of the batch's last call: a batch's events mostly share one, and the walk to
+ * it costs three opens. Only within a batch: a deleted asset first sends what is batched. */
+struct dir_cache {
+    int fd; /* -1: none */
+    size_t len;
+    char path[512];
+};
+
+/* Makes one call, path relative to root; the directories on the way are walked (walk) or
+ * found in dc. Returns 0 or an errno. Async-signal-safe. */
+static int call_at(int root, char op, const char *path, struct dir_cache *dc)
+{
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    size_t dir_len = slash ? (size_t)(slash - path) : 0;
+    int dir = root;
+
+    if (!component_ok(name, strlen(name)))
+        return EINVAL;
+    if (dir_len > 0) {
+        if (dir_len > sizeof(dc->path))
+            return ENAMETOOLONG;
+        if (dc->fd < 0 || dc->len != dir_len || memcmp(dc->path, path, dir_len) != 0) {
+            int fd = -1, err = walk(root, path, dir_len, &fd);
+            if (err)
+                return err;
+            if (dc->fd >= 0)
+                close(dc->fd);
+            dc->fd = fd;
+            dc->len = dir_len;
+            memcpy(dc->path, path, dir_len);
+        }
+        dir = dc->fd;
+    }
+    int r = op == 'd' ? mkdirat(dir, name, 0555) : mknodat(dir, name, S_IFREG | 0444, 0);
+    return r < 0 ? errno : 0;
+}
+
+/* The descriptors the caller keeps, all others closed: its socket, and the parent of the
+ * directory the mount covers (the way to the mount, mount_ref.h). */
+enum { CALLER_SOCK_FD = 3, CALLER_PARENT_FD = 4 };
+
 /* The caller process: async-signal-safe calls only. Exits when the daemon closes its end (or
  * dies: the parent-death signal covers a death before the first read). */
-__attribute__((noreturn)) static void caller_main(int sock, pid_t daemon)
+__attribute__((noreturn)) static void caller_main(int sock, pid_t daemon,
+                                                  const struct mount_ref *mount)
 {
     static char msg[BATCH_BYTES];
     static int errs[BATCH_MAX];
+    struct mount_ref ref = *mount;
     sigset_t all;
 
     sigfillset(&all);
@@ -198,10 +287,14 @@ __attribute__((noreturn)) static void caller_main(int sock, pid_t daemon)
     prctl(PR_SET_NAME, "twinfs-caller"); /* in ps and top, apart from the daemon */
     if (getppid() != daemon)
         _exit(0);
-    if (sock != 3) {
-        dup2(sock, 3);
-        sock = 3;
-    }
+    /* Copies above the two slots first: either may be the other's number now. */
+    int s = fcntl(sock, F_DUPFD, CALLER_PARENT_FD + 1);
+    int p = fcntl(ref.parent_fd, F_DUPFD, CALLER_PARENT_FD + 1);
+    if (s < 0 || p < 0 || dup2(s, CALLER_SOCK_FD) < 0 || dup2(p, CALLER_PARENT_FD) < 0)
+        _exit(0);
+    sock = CALLER_SOCK_FD;
+    ref.parent_fd = CALLER_PARENT_FD;
+    ref.covered_fd = -1;
     /* It is forked before a daemon's stdio goes to /dev/null: pipes kept open here would keep
      * whoever started twinfs (a shell's $(...), subprocess.run) waiting for their end. */
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -210,7 +303,9 @@ __attribute__((noreturn)) static void caller_main(int sock, pid_t daemon)
         dup2(null, 1);
         dup2(null, 2);
     }
-    close_range(4, ~0U, 0); /* /dev/fuse above all: the daemon's death must close it */
+    /* /dev/fuse above all: the daemon's death must close it. The parent directory is not on
+     * the mount and does not keep it busy. */
+    close_range(CALLER_PARENT_FD + 1, ~0U, 0);
     char ready = 1;
     if (send(sock, &ready, 1, MSG_NOSIGNAL) != 1)
         _exit(0);
@@ -218,6 +313,10 @@ __attribute__((noreturn)) static void caller_main(int sock, pid_t daemon)
         ssize_t n = recv(sock, msg, sizeof(msg), 0);
         if (n <= 0)
             _exit(0);
+        /* Once per batch, not kept: an open descriptor on the mount would make the owner's
+         * fusermount3 -u fail as busy. */
+        int root = mount_ref_open_root(&ref);
+        struct dir_cache dc = {.fd = -1};
         size_t at = 0, count = 0;
         while (count < BATCH_MAX && at + 1 < (size_t)n) {
             const char *path = msg + at + 1;
@@ -226,10 +325,13 @@ __attribute__((noreturn)) static void caller_main(int sock, pid_t daemon)
                 len++;
             if (at + 1 + len == (size_t)n)
                 break; /* no NUL: not a call the daemon sent */
-            int r = msg[at] == 'd' ? mkdir(path, 0555) : mknod(path, S_IFREG | 0444, 0);
-            errs[count++] = r < 0 ? errno : 0;
+            errs[count++] = root < 0 ? -root : call_at(root, msg[at], path, &dc);
             at += len + 2;
         }
+        if (dc.fd >= 0)
+            close(dc.fd);
+        if (root >= 0)
+            close(root);
         if (send(sock, errs, count * sizeof(errs[0]), MSG_NOSIGNAL) < 0)
             _exit(0);
     }
@@ -252,7 +354,7 @@ static int caller_start(struct twinfs *fs)
     }
     if (pid == 0) {
         close(sv[0]);
-        caller_main(sv[1], daemon);
+        caller_main(sv[1], daemon, &fs->root);
     }
     close(sv[1]);
     /* It says when it is set up: named, and holding none of our files. Until then it is a copy

@@ -224,6 +224,7 @@ int twinfs_new(const struct twinfs_options *opt, twinfs_log_fn log, struct twinf
     fs->opt.mountpoint = fs->mountpoint;
     fs->uid = getuid();
     fs->gid = getgid();
+    fs->root.covered_fd = -1; /* until twinfs_attach */
     fs->entry_timeout = opt->entry_timeout_s > 0 ? opt->entry_timeout_s : DEFAULT_ENTRY_TIMEOUT_S;
     if (!fs->opt.max_t2_open)
         fs->opt.max_t2_open = DEFAULT_MAX_T2_OPEN;
@@ -264,9 +265,10 @@ int twinfs_start(struct twinfs *fs)
     return follower_start(fs->follower);
 }
 
-int twinfs_attach(struct twinfs *fs, struct fuse_session *se)
+int twinfs_attach(struct twinfs *fs, struct fuse_session *se, const struct mount_ref *mount)
 {
     fs->se = se;
+    fs->root = *mount;
     return materializer_start(fs);
 }
 

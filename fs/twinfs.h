@@ -6,7 +6,8 @@
  *   twinfs_new            opens the tracker (through follower_new)
  *   twinfs_start          snapshot of the twin (this checks the twin), stream thread started;
  *                         assets and events gather, invisible until materialized
- *   fuse_session_new(args, twinfs_lowlevel_ops(), sizeof, fs) and fuse_session_mount
+ *   fuse_session_new(args, twinfs_lowlevel_ops(), sizeof, fs) and fuse_session_mount on
+ *                         the directory a mount_ref holds, then mount_ref_note
  *   twinfs_attach         the materializer thread and its caller process, ready before the
  *                         program reports the mount (a daemon's parent returns then)
  *   twinfs_run            runs the session loop (multi-threaded unless single_thread);
@@ -17,12 +18,14 @@
 #include <stdbool.h>
 #include <fuse_lowlevel.h>
 #include "follower.h"
+#include "mount_ref.h"
 
 struct twinfs;
 
 struct twinfs_options {
     struct follower_config follower; /* the twin, tracker, T2 and flow-control settings */
-    const char *mountpoint;          /* absolute path: the materializer works through it */
+    const char *mountpoint;          /* absolute path, for messages: the materializer works
+                                      * through the mount_ref given to twinfs_attach */
     double entry_timeout_s;          /* kernel cache of names and attributes; 0 means 86400 */
     unsigned materialize_delay_ms;   /* wait after a new asset directory before making its
                                       * events visible, so `inotifywait -r` can add its watch */
@@ -43,8 +46,10 @@ int twinfs_start(struct twinfs *fs);
 const struct fuse_lowlevel_ops *twinfs_lowlevel_ops(void);
 
 /* Starts the materializer on the mounted session se: its thread, and its caller process
- * (fs/materializer.c), which is named twinfs-caller once this returns. Returns 0 or -errno. */
-int twinfs_attach(struct twinfs *fs, struct fuse_session *se);
+ * (fs/materializer.c), which is named twinfs-caller once this returns. mount is the mount made
+ * for se, noted (mount_ref_note); its calls go there and nowhere else. Borrows mount's
+ * descriptors until twinfs_free. Returns 0 or -errno. */
+int twinfs_attach(struct twinfs *fs, struct fuse_session *se, const struct mount_ref *mount);
 
 /* Runs the session given to twinfs_attach until it exits (unmount, or a signal through
  * fuse_set_signal_handlers). Returns 0 (also when a signal ended it) or -errno. */

@@ -2,6 +2,8 @@
  * forks to the background before any thread exists (daemon.c), checks the twin, mounts, runs
  * the session until unmount or a signal, and takes everything down in reverse. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -10,11 +12,16 @@
 #include <string.h>
 #include <strings.h>
 #include <syslog.h>
+#include <spawn.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <fuse_lowlevel.h>
 
 #include "daemon.h"
 #include "log.h"
+#include "mount_ref.h"
 #include "options.h"
 #include "twinfs.h"
 
@@ -273,6 +280,92 @@ static void raise_fd_limit(const struct mount_options *o)
                 o->max_t2_open, (unsigned long long)need, (unsigned long long)rl.rlim_cur);
 }
 
+/* Where fuse_session_mount mounts. As root, libfuse calls mount(2) itself: on
+ * /proc/self/fd/N of the opened mount point, so that the mount covers the directory that was
+ * opened and checked, even if a directory on the path is swapped meanwhile. fusermount3 (not
+ * root, or auto_unmount) runs in a process of its own, without our descriptors, and gets the
+ * path; mount_ref_note then refuses a mount that did not land on the opened directory. */
+static const char *mount_target(const struct mount_options *o, const struct mount_ref *mref,
+                                char *buf, size_t size)
+{
+    if (geteuid() != 0 || args_mention(&o->fuse_args, "auto_unmount"))
+        return o->mountpoint;
+    return mount_ref_covered_path(mref, buf, size);
+}
+
+/* Leaves fuse_session_unmount nothing to unmount by path: it polls the session's descriptor
+ * first and returns without a umount when that reports POLLERR (for it, the mount is gone
+ * already). A pipe's write end without a reader does; dup3 closes /dev/fuse in the same step,
+ * which ends the connection as libfuse's own close would. */
+static void session_hang_up(struct fuse_session *se)
+{
+    int fd = fuse_session_fd(se);
+    int p[2];
+
+    if (fd < 0 || pipe2(p, O_CLOEXEC) < 0)
+        return;
+    close(p[0]);
+    if (dup3(p[1], fd, O_CLOEXEC) < 0)
+        log_msg(LOG_WARNING, "unmount: cannot close the FUSE session: %s", strerror(errno));
+    close(p[1]);
+}
+
+/* fusermount3 -u -z on the path where the mount is now (its root's, read from /proc). */
+static int fusermount_unmount(int root)
+{
+    static const char *const prog = "fusermount3";
+    char link[32], now[PATH_MAX];
+    pid_t pid;
+    int status;
+
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", root);
+    ssize_t n = readlink(link, now, sizeof(now) - 1);
+    if (n < 0)
+        return -errno;
+    now[n] = '\0';
+    char *const argv[] = {(char *)prog, "-u", "-q", "-z", "--", now, NULL};
+    int r = posix_spawnp(&pid, prog, NULL, NULL, argv, environ);
+    if (r)
+        return -r;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return -errno;
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EPERM;
+}
+
+/* Unmounts the mount made for se, and nothing else. libfuse's fuse_session_unmount works by
+ * path: as root it calls umount2(path, MNT_DETACH), which unmounts whatever the path leads to
+ * now; fusermount3 -u finds the path in /proc/self/mountinfo, checks that the mount there is
+ * the user's FUSE mount and unmounts it with UMOUNT_NOFOLLOW, but still goes by name. Another
+ * user who owns a directory on the path can move the mount away and mount or plant something
+ * at the old path. So the mount is reached through the directory it covers, checked against
+ * the id recorded when it was made (mount_ref), and detached through its root: umount2 on
+ * /proc/self/fd/N of that root is that mount, wherever it is. Lazily, as libfuse does: a
+ * consumer with a file open on it keeps it up until it lets go. Not root, fusermount3 gets the
+ * path the mount has now. libfuse is then left only to close the session. */
+static void unmount_own(struct fuse_session *se, const struct mount_ref *mref)
+{
+    int root = mount_ref_open_root(mref);
+    int r = 0;
+
+    if (root >= 0) {
+        char path[32];
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", root);
+        if (geteuid() == 0)
+            r = umount2(path, MNT_DETACH) < 0 ? -errno : 0;
+        else
+            r = fusermount_unmount(root);
+        close(root);
+    } else if (root != -ESTALE) {
+        r = root; /* -ESTALE: unmounted already (fusermount3 -u): nothing to do */
+    }
+    if (r < 0)
+        log_msg(LOG_ERR, "unmount: %s", strerror(-r));
+    session_hang_up(se);
+    fuse_session_unmount(se);
+}
+
 /* Runs from the check of the twin to the unmount; returns the exit status. */
 static int serve(struct mount_options *o)
 {
@@ -298,6 +391,8 @@ static int serve(struct mount_options *o)
     };
     struct twinfs *fs = NULL;
     struct fuse_session *se;
+    struct mount_ref mref = {.covered_fd = -1};
+    char target[32];
     sigset_t stop_signals;
     int status = MOUNT_EXIT_OK, r;
 
@@ -327,18 +422,31 @@ static int serve(struct mount_options *o)
         status = fail(MOUNT_EXIT_FAILURE, "cannot install signal handlers");
         goto fail_session;
     }
-    if (fuse_session_mount(se, o->mountpoint) < 0) {
+    r = mount_ref_open(&mref, o->mountpoint);
+    if (r < 0) {
+        status = fail(MOUNT_EXIT_FAILURE, "%s: mountpoint: %s", o->mountpoint,
+                      r == -ESTALE ? "moved while mounting" : strerror(-r));
+        goto fail_signals;
+    }
+    if (fuse_session_mount(se, mount_target(o, &mref, target, sizeof(target))) < 0) {
         status =
             fail(MOUNT_EXIT_FAILURE, "%s: mountpoint: cannot mount (see the log)", o->mountpoint);
+        goto fail_signals;
+    }
+    r = mount_ref_note(&mref);
+    if (r < 0) {
+        status = fail(MOUNT_EXIT_FAILURE, "%s: mountpoint: %s", o->mountpoint,
+                      r == -ENOENT ? "moved while mounting" : strerror(-r));
+        fuse_session_unmount(se);
         goto fail_signals;
     }
 
     /* Before the report: once a daemon's parent returns, the mount is complete, the caller
      * process included (a script that counts twinfs processes sees the daemon alone). */
-    r = twinfs_attach(fs, se);
+    r = twinfs_attach(fs, se, &mref);
     if (r < 0) {
         status = fail(MOUNT_EXIT_FAILURE, "cannot start the materializer: %s", strerror(-r));
-        fuse_session_unmount(se);
+        unmount_own(se, &mref);
         goto fail_signals;
     }
     log_msg(LOG_INFO, "mounted %s on %s", o->url, o->mountpoint);
@@ -350,7 +458,7 @@ static int serve(struct mount_options *o)
         log_msg(LOG_ERR, "session loop: %s", strerror(-r));
         status = MOUNT_EXIT_FAILURE;
     }
-    fuse_session_unmount(se);
+    unmount_own(se, &mref);
     log_msg(LOG_INFO, "unmounted %s", o->mountpoint);
 
 fail_signals:
@@ -359,6 +467,7 @@ fail_session:
     fuse_session_destroy(se);
 fail_fs:
     twinfs_free(fs);
+    mount_ref_close(&mref); /* after the unmount, which reaches the mount through it */
     return status;
 }
 
