@@ -7,6 +7,10 @@
 #include <string.h>
 
 #include "t2_stream.h"
+#include "text.h"
+
+/* The longest user.twin.mime: a media type is short (RFC 6838 caps its names at 127 bytes). */
+#define T2_MIME_MAX 255
 
 /* An open T2 file: one stream, read sequentially. */
 struct t2_handle {
@@ -72,7 +76,12 @@ void t2_file_open(struct twinfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse
     pthread_mutex_init(&h->lock, NULL);
     h->fs = fs;
     handles_track(fs, &h->link, t2_handle_destroy);
-    char *mime = strdup(t2_stream_mime(h->stream));
+    /* The twin's Content-Type, escaped (control characters, bytes past ASCII) and cut:
+     * tools print this xattr. */
+    const char *ct = t2_stream_mime(h->stream);
+    char escaped[T2_MIME_MAX + 1];
+    text_escape(ct, strlen(ct), escaped, sizeof(escaped), TEXT_ESCAPE_ASCII);
+    char *mime = strdup(escaped);
     pthread_mutex_lock(&fs->tree.lock);
     n = tree_get(&fs->tree, ino);
     if (n && mime) {

@@ -26,12 +26,13 @@
  * the log when daemonized, then the exit status. */
 static int __attribute__((format(printf, 2, 3))) fail(int status, const char *fmt, ...)
 {
-    char msg[1024];
+    char raw[1024], msg[4 * sizeof(raw)];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
+    vsnprintf(raw, sizeof(raw), fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
     va_end(ap);
+    log_escape(raw, msg, sizeof(msg)); /* it may quote the twin's answer */
     if (daemon_report_pending()) {
         log_hook(LOG_ERR, msg);
         daemon_report_error(status, msg);
