@@ -412,6 +412,11 @@ int main(int argc, char **argv)
                 "twinfs: warning: token_file=%s is readable by group or others; "
                 "chmod 600 it\n",
                 o.token_file);
+    if (o.token_in_clear)
+        fprintf(stderr,
+                "twinfs: warning: the token goes in clear over plain http to %s (and to any "
+                "proxy in http_proxy or all_proxy); use https://\n",
+                o.url);
     raise_fd_limit(&o);
     if (is_mount_point(o.mountpoint)) {
         status = fail(MOUNT_EXIT_FAILURE, "%s: mountpoint: already a mount point", o.mountpoint);

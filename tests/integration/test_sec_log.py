@@ -7,16 +7,19 @@ xattrs as control characters.
   terminal that shows the log.
 - A T2 answer's Content-Type reaches user.twin.mime with its control characters escaped the
   same way, and cut to 255 bytes however long the header was.
+- A token sent over plain http:// to a host that is not the loopback gets one warning before
+  anything is sent (a proxy from http_proxy would see it too).
 
 The fake twin (tests/reliability/faketwin.py) serves the hostile names and headers."""
 
 import os
 import re
+import subprocess
 import sys
 
 import pytest
 
-from mountlib import Mount, event_name
+from mountlib import Mount, event_name, twinfs_binary
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "reliability"))
@@ -156,3 +159,53 @@ def test_t2_content_type_is_escaped_and_bounded(fake, mount_of):
     assert read_all(t2("Plain")) == b"plain"
     assert os.getxattr(t2("Plain"), "user.twin.mime") == b"text/csv; charset=utf-8"
     assert m.proc.poll() is None
+
+
+# -- a token over plain http --------------------------------------------------------------------
+
+def run_twinfs(tmp_path, url, token):
+    """Runs twinfs -f with a token against url, whose host never answers (a name in .invalid
+    fails to resolve, RFC 6761; nothing is sent anywhere), and returns its stderr."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir(exist_ok=True)
+    env = dict(os.environ, TWINFS_TOKEN=token)
+    for k in ("http_proxy", "https_proxy", "all_proxy", "HTTPS_PROXY", "ALL_PROXY"):
+        env.pop(k, None)
+    try:
+        r = subprocess.run([twinfs_binary(), url, str(mnt), "-f", "-o",
+                            "tracker=%s" % (tmp_path / "tracker.journal")],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
+                           timeout=60)
+    finally:
+        if os.path.ismount(str(mnt)):
+            subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
+    assert r.returncode != 0  # the twin cannot be reached
+    assert token not in r.stderr and token not in r.stdout
+    return r.stderr
+
+
+def test_token_over_plain_http_to_a_remote_host_warns_once(tmp_path):
+    err = run_twinfs(tmp_path, "http://twin.invalid:8765", "tok-plain-9f8e")
+    warnings = [ln for ln in err.splitlines() if "warning" in ln]
+    assert len(warnings) == 1, err
+    assert "plain http" in warnings[0] and "twin.invalid" in warnings[0], warnings
+    assert "http_proxy" in warnings[0], warnings
+
+
+@pytest.mark.parametrize("url", ["https://twin.invalid:8765", "http://127.0.0.1:9",
+                                 "http://localhost:9", "http://[::1]:9", "http://127.9.8.7:9"])
+def test_no_plain_http_warning_for_https_or_the_loopback(tmp_path, url):
+    err = run_twinfs(tmp_path, url, "tok-plain-9f8e")
+    assert "plain http" not in err, err
+
+
+def test_no_plain_http_warning_without_a_token(tmp_path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "TWINFS_TOKEN"}
+    r = subprocess.run([twinfs_binary(), "http://twin.invalid:8765", str(mnt), "-f", "-o",
+                        "tracker=%s" % (tmp_path / "tracker.journal")],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert r.returncode != 0
+    assert "plain http" not in r.stderr, r.stderr
