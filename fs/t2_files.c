@@ -127,7 +127,7 @@ void t2_file_open(struct twinfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse
     enum twin_error te = TWIN_OK;
     int r = t2_slot_take(fs, uid);
 
-    if (r < 0) {
+    if (r != 0) {
         fuse_reply_err(req, -r);
         return;
     }

@@ -584,7 +584,7 @@ static bool host_is_loopback(const char *host)
  * the loopback (a proxy from http_proxy or all_proxy, which libcurl honours, would read it too). */
 static bool url_is_clear_remote(const char *url)
 {
-    struct url_parts parts;
+    struct url_parts parts = {0};
 
     if (strncasecmp(url, "http://", 7) != 0 || parse_url(url, &parts, NULL, 0) < 0)
         return false;
