@@ -85,8 +85,13 @@ struct twinfs {
     atomic_ullong materialized;
     atomic_ullong materialize_errors;
 
-    atomic_uint t2_open;
+    atomic_uint t2_open; /* T2 files open or being opened; changed under t2_slots_lock */
     atomic_ullong t2_requests;
+    /* T2 open slots of the uids other than the owner (t2_files.c): max_t2_open entries, an
+     * entry with n == 0 is free. */
+    pthread_mutex_t t2_slots_lock;
+    struct t2_uid_slots *t2_others;
+    unsigned t2_others_open;
     pthread_mutex_t handles_lock;
     struct open_handle handles; /* list head of the open files */
     atomic_ullong ops[FS_OP_COUNT];
@@ -126,7 +131,13 @@ void handles_close_all(struct twinfs *fs);
 #define T2_XATTR_MIME   "user.twin.mime"
 #define T2_READ_BLKSIZE (1024L * 1024L)
 
-/* The open of a T2 file: sends the request and replies with the open or its failure's errno. */
+/* Sets up and frees the per-uid T2 open slots (for opt.max_t2_open). Returns 0 or -ENOMEM. */
+int t2_files_init(struct twinfs *fs);
+void t2_files_free(struct twinfs *fs);
+
+/* The open of a T2 file: sends the request and replies with the open or its failure's errno.
+ * The mount's owner may have all max_t2_open files open; any other uid (allow_other) at most
+ * a quarter of them, and the other uids together leave the owner a quarter: EMFILE past that. */
 void t2_file_open(struct twinfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 
 /* A read of an open T2 file (oh is its fi->fh): the next bytes of the stream, in order. */

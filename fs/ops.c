@@ -103,10 +103,11 @@ static void fill_attr(const struct twinfs *fs, const struct node *n, struct stat
 }
 
 /* Names and attributes of everything but T2 files never change: cache them long. T2 files
- * are asked again at each open; the status file's size is unknown (direct_io). */
+ * are asked again at each open; the status file's size is unknown (direct_io). T2 types and
+ * names may be dropped by the daemon (tree.h): a later path walk must look them up again. */
 static double node_timeout(const struct twinfs *fs, const struct node *n)
 {
-    if (n->kind == NODE_T2_FILE)
+    if (n->kind == NODE_T2_FILE || n->kind == NODE_T2_TYPE)
         return 0;
     return fs->entry_timeout;
 }
@@ -180,16 +181,11 @@ static struct node *find_child(struct twinfs *fs, struct node *parent, const cha
             *ret_err = EINVAL;
             return NULL;
         }
-        n = tree_find_child(t, parent, name);
+        n = tree_t2_child(t, parent, name);
         if (!n) {
-            n = tree_node_new(t, parent, parent->kind == NODE_T2 ? NODE_T2_TYPE : NODE_T2_FILE,
-                              name, true);
-            if (!n) {
-                *ret_err = ENOMEM;
-                return NULL;
-            }
+            *ret_err = ENOMEM;
+            return NULL;
         }
-        n->state = NODE_VISIBLE; /* any type and any name exist */
         break;
     default:
         *ret_err = ENOTDIR;

@@ -163,6 +163,50 @@ struct node *tree_node_new(struct tree *t, struct node *parent, enum node_kind k
     return n;
 }
 
+static bool is_t2_kind(enum node_kind k)
+{
+    return k == NODE_T2_TYPE || k == NODE_T2_FILE;
+}
+
+static void t2_lru_remove(struct tree *t, struct node *n)
+{
+    if (!n->in_t2_lru)
+        return;
+    if (n->lru_prev)
+        n->lru_prev->lru_next = n->lru_next;
+    else
+        t->t2_lru_first = n->lru_next;
+    if (n->lru_next)
+        n->lru_next->lru_prev = n->lru_prev;
+    else
+        t->t2_lru_last = n->lru_prev;
+    n->lru_prev = n->lru_next = NULL;
+    n->in_t2_lru = false;
+}
+
+/* Puts a T2 node on the droppable list (as the most recent) or takes it off, as its children
+ * and open files say. */
+static void t2_lru_update(struct tree *t, struct node *n)
+{
+    if (!is_t2_kind(n->kind))
+        return;
+    bool droppable = n->nchildren == 0 && n->opens == 0;
+    if (droppable == n->in_t2_lru)
+        return;
+    if (!droppable) {
+        t2_lru_remove(t, n);
+        return;
+    }
+    n->lru_prev = t->t2_lru_last;
+    n->lru_next = NULL;
+    if (t->t2_lru_last)
+        t->t2_lru_last->lru_next = n;
+    else
+        t->t2_lru_first = n;
+    t->t2_lru_last = n;
+    n->in_t2_lru = true;
+}
+
 static void node_free_data(struct node *n)
 {
     if (n->kind == NODE_EVENT) {
@@ -181,14 +225,19 @@ static void node_free_data(struct node *n)
 void tree_maybe_free(struct tree *t, struct node *n)
 {
     while (n && n->state == NODE_REMOVED && n->nlookup == 0 && !n->queued && n->nchildren == 0 &&
-           n->ino > TREE_INO_STATUS) {
+           n->opens == 0 && n->ino > TREE_INO_STATUS) {
         struct node *parent = n->parent;
         name_tab_remove(t, n);
         ino_tab_remove(t, n);
+        if (is_t2_kind(n->kind)) {
+            t2_lru_remove(t, n);
+            t->t2_nodes--;
+        }
         node_free_data(n);
         if (!parent)
             break;
         parent->nchildren--;
+        t2_lru_update(t, parent);
         n = parent; /* the parent may have been waiting for its last child */
     }
 }
@@ -212,6 +261,53 @@ void tree_forget(struct tree *t, struct node *node, uint64_t n)
             node->state = NODE_REMOVED;
     }
     tree_maybe_free(t, node);
+}
+
+/* Drops least recently used T2 nodes while there are too many, never keep. The kernel may
+ * still hold a lookup of a dropped node: its later requests find no such inode, and its
+ * forget finds nothing to do. */
+static void t2_drop_excess(struct tree *t, const struct node *keep)
+{
+    while (t->t2_nodes > TREE_T2_MAX_NODES && t->t2_lru_first && t->t2_lru_first != keep) {
+        struct node *n = t->t2_lru_first;
+        t2_lru_remove(t, n);
+        name_tab_remove(t, n);
+        n->state = NODE_REMOVED;
+        n->nlookup = 0;
+        tree_maybe_free(t, n);
+    }
+}
+
+struct node *tree_t2_child(struct tree *t, struct node *parent, const char *name)
+{
+    struct node *n = tree_find_child(t, parent, name);
+
+    if (!n) {
+        n = tree_node_new(t, parent, parent->kind == NODE_T2 ? NODE_T2_TYPE : NODE_T2_FILE, name,
+                          true);
+        if (!n)
+            return NULL;
+        t->t2_nodes++;
+        t2_lru_update(t, parent); /* it has a child now */
+    }
+    n->state = NODE_VISIBLE; /* any type and any name exist */
+    t2_lru_remove(t, n);
+    t2_lru_update(t, n); /* the most recently used */
+    t2_drop_excess(t, n);
+    return n;
+}
+
+void tree_t2_pin(struct tree *t, struct node *n)
+{
+    n->opens++;
+    t2_lru_update(t, n);
+}
+
+void tree_t2_unpin(struct tree *t, struct node *n)
+{
+    n->opens--;
+    t2_lru_update(t, n);
+    tree_maybe_free(t, n);
 }
 
 struct node *tree_asset_of(struct node *n)

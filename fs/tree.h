@@ -2,9 +2,18 @@
  * by parent ino and name), under one lock.
  *
  * A node lives while it is linked in the tree, while the kernel holds lookups on it (nlookup,
- * dropped by forget), while the materializer has it queued, and while it has live children;
- * a node taken out of the tree (acked event, deleted asset) is freed when the last of these
- * goes. Every function here expects the caller to hold tree->lock unless it says otherwise. */
+ * dropped by forget), while the materializer has it queued, while it has live children and
+ * while a T2 file of it is open; a node taken out of the tree (acked event, deleted asset) is
+ * freed when the last of these goes.
+ *
+ * Nodes under t2/ (types and names) are made by lookup, for any name, so they are not left to
+ * the kernel to drop: the kernel keeps an inode until memory runs short, and the daemon's node
+ * with it. At most TREE_T2_MAX_NODES of them are kept; past that the least recently looked-up
+ * one without children or open files is dropped as if the kernel had forgotten it. Their
+ * entries are never cached by the kernel (timeout 0), so the next use of such a path looks it
+ * up again and gets a new node.
+ *
+ * Every function here expects the caller to hold tree->lock unless it says otherwise. */
 #pragma once
 #include <pthread.h>
 #include <stdbool.h>
@@ -67,7 +76,10 @@ struct node {
     struct node *name_next;
     struct node *queue_next;
     time_t mtime;
-    char *mime; /* NODE_T2_FILE: the mime of the last successful open */
+    char *mime;     /* NODE_T2_FILE: the mime of the last successful open */
+    unsigned opens; /* NODE_T2_FILE: open files (and opens in progress) */
+    bool in_t2_lru; /* a T2 node that may be dropped: no children, nothing open */
+    struct node *lru_prev, *lru_next;
     union {
         struct node_event ev;
         struct node_asset as;
@@ -78,6 +90,9 @@ struct node {
 #define TREE_INO_ASSETS 2
 #define TREE_INO_META   3
 #define TREE_INO_STATUS 4
+
+/* The T2 nodes (types and names) kept at most, besides those with open files or children. */
+#define TREE_T2_MAX_NODES 4096
 
 struct tree {
     pthread_mutex_t lock;
@@ -93,6 +108,8 @@ struct tree {
     size_t visible_events; /* events in state VISIBLE */
     size_t visible_assets;
     struct node *root, *assets_dir, *meta_dir, *status;
+    size_t t2_nodes;                         /* NODE_T2_TYPE and NODE_T2_FILE nodes allocated */
+    struct node *t2_lru_first, *t2_lru_last; /* the droppable ones, least recently used first */
 };
 
 /* Sets up the lock, the tables and the fixed nodes. Returns 0 or -ENOMEM. */
@@ -121,6 +138,14 @@ void tree_forget(struct tree *t, struct node *node, uint64_t n);
 
 /* Frees node if nothing holds it (after queued, nlookup or state changed). */
 void tree_maybe_free(struct tree *t, struct node *n);
+
+/* The child called name of parent (a NODE_T2 or NODE_T2_TYPE), made if it is not there, now
+ * the most recently used; may drop the least recently used T2 node. Returns NULL on ENOMEM. */
+struct node *tree_t2_child(struct tree *t, struct node *parent, const char *name);
+
+/* Holds a T2 file node for an open file (it is neither dropped nor freed), and lets it go. */
+void tree_t2_pin(struct tree *t, struct node *n);
+void tree_t2_unpin(struct tree *t, struct node *n);
 
 /* The asset a node lies under, or NULL. */
 struct node *tree_asset_of(struct node *n);

@@ -228,9 +228,12 @@ int twinfs_new(const struct twinfs_options *opt, twinfs_log_fn log, struct twinf
     fs->entry_timeout = opt->entry_timeout_s > 0 ? opt->entry_timeout_s : DEFAULT_ENTRY_TIMEOUT_S;
     if (!fs->opt.max_t2_open)
         fs->opt.max_t2_open = DEFAULT_MAX_T2_OPEN;
-    r = tree_init(&fs->tree);
+    r = t2_files_init(fs);
     if (r < 0)
         goto fail_alloc;
+    r = tree_init(&fs->tree);
+    if (r < 0)
+        goto fail_tree;
     pthread_cond_init(&fs->mq_cond, NULL);
     pthread_mutex_init(&fs->handles_lock, NULL);
     fs->handles.prev = fs->handles.next = &fs->handles;
@@ -254,6 +257,8 @@ int twinfs_new(const struct twinfs_options *opt, twinfs_log_fn log, struct twinf
 fail_follower:
     pthread_cond_destroy(&fs->mq_cond);
     tree_destroy(&fs->tree);
+fail_tree:
+    t2_files_free(fs);
 fail_alloc:
     free(fs->mountpoint);
     free(fs);
@@ -312,6 +317,7 @@ void twinfs_free(struct twinfs *fs)
     pthread_mutex_destroy(&fs->handles_lock);
     pthread_cond_destroy(&fs->mq_cond);
     tree_destroy(&fs->tree);
+    t2_files_free(fs);
     free(fs->mountpoint);
     free(fs);
 }

@@ -7,10 +7,15 @@
 #include <syslog.h>
 #include <time.h>
 
+#include "text.h"
+
+/* log_msg formats up to LOG_MAX_INPUT bytes; escaped, each may take 4. */
+#define LOG_MAX_INPUT 512
+
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool log_syslog;
 static bool log_debug;
-static char last_msg[512];
+static char last_msg[4 * LOG_MAX_INPUT + 1];
 static time_t last_time;
 static unsigned long repeats;
 
@@ -32,18 +37,25 @@ static void write_line(int prio, const char *msg)
         fprintf(stderr, "twinfs: %s\n", msg);
 }
 
+void log_escape(const char *message, char *out, size_t size)
+{
+    size_t n = message ? strlen(message) : 0;
+
+    while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == '\r'))
+        n--;
+    text_escape(message ? message : "", n, out, size, 0);
+}
+
 void log_hook(int prio, const char *message)
 {
     char msg[sizeof(last_msg)];
-    size_t n;
     time_t now = time(NULL);
 
     if (prio >= LOG_DEBUG && !log_debug)
         return;
-    snprintf(msg, sizeof(msg), "%s", message ? message : "");
-    n = strlen(msg);
-    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
-        msg[--n] = '\0';
+    /* Names and messages come from the twin and from users: escaped, none can start a line
+     * of its own or reach a terminal as an escape sequence. */
+    log_escape(message, msg, sizeof(msg));
 
     pthread_mutex_lock(&log_lock);
     /* A twin that is down produces the same failure every retry: say it once a minute. */
@@ -67,7 +79,7 @@ void log_hook(int prio, const char *message)
 
 void log_msg(int prio, const char *fmt, ...)
 {
-    char msg[sizeof(last_msg)];
+    char msg[LOG_MAX_INPUT + 1];
     va_list ap;
 
     va_start(ap, fmt);

@@ -566,6 +566,31 @@ static int parse_url(const char *url, struct url_parts *ret, char *err, size_t e
     return 0;
 }
 
+/* True for a host that names this machine's loopback: localhost, 127.0.0.0/8, [::1]. */
+static bool host_is_loopback(const char *host)
+{
+    if (strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0)
+        return true;
+    if (strncmp(host, "127.", 4) != 0)
+        return false;
+    for (const char *c = host + 4; *c; c++) {
+        if (!isdigit((unsigned char)*c) && *c != '.')
+            return false;
+    }
+    return true;
+}
+
+/* True when a request to url crosses the network in clear: plain http to a host that is not
+ * the loopback (a proxy from http_proxy or all_proxy, which libcurl honours, would read it too). */
+static bool url_is_clear_remote(const char *url)
+{
+    struct url_parts parts = {0};
+
+    if (strncasecmp(url, "http://", 7) != 0 || parse_url(url, &parts, NULL, 0) < 0)
+        return false;
+    return !host_is_loopback(parts.host);
+}
+
 int mount_check_url(const char *url, char *err, size_t errlen)
 {
     struct url_parts parts;
@@ -797,7 +822,10 @@ int mount_options_finish(struct mount_options *o, char *err, size_t errlen)
             return fail(err, errlen, r, "tracker=%s: cannot create its directory: %s", o->tracker,
                         strerror(-r));
     }
-    return read_token(o, err, errlen);
+    r = read_token(o, err, errlen);
+    if (r == 0 && o->token)
+        o->token_in_clear = url_is_clear_remote(o->url);
+    return r;
 }
 
 void mount_options_print_help(FILE *f, const char *progname)

@@ -62,6 +62,7 @@ struct mount_options {
 
     char *token; /* from token_file or $TWINFS_TOKEN, read by mount_options_finish; wiped on free */
     bool token_file_shared; /* the token file is readable by group or others */
+    bool token_in_clear;    /* a token and a plain http:// URL whose host is not the loopback */
 
     struct fuse_args fuse_args; /* argv[0] and the options for fuse_session_new */
     unsigned set_mask;          /* internal: which keys the command line gave */

@@ -33,12 +33,13 @@
  * the log when daemonized, then the exit status. */
 static int __attribute__((format(printf, 2, 3))) fail(int status, const char *fmt, ...)
 {
-    char msg[1024];
+    char raw[1024], msg[4 * sizeof(raw)];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
+    vsnprintf(raw, sizeof(raw), fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
     va_end(ap);
+    log_escape(raw, msg, sizeof(msg)); /* it may quote the twin's answer */
     if (daemon_report_pending()) {
         log_hook(LOG_ERR, msg);
         daemon_report_error(status, msg);
@@ -520,6 +521,11 @@ int main(int argc, char **argv)
                 "twinfs: warning: token_file=%s is readable by group or others; "
                 "chmod 600 it\n",
                 o.token_file);
+    if (o.token_in_clear)
+        fprintf(stderr,
+                "twinfs: warning: the token goes in clear over plain http to %s (and to any "
+                "proxy in http_proxy or all_proxy); use https://\n",
+                o.url);
     raise_fd_limit(&o);
     if (is_mount_point(o.mountpoint)) {
         status = fail(MOUNT_EXIT_FAILURE, "%s: mountpoint: already a mount point", o.mountpoint);

@@ -468,6 +468,34 @@ static void test_token(void)
     CHECK(env[0] == '\0');
     mount_options_free(&o);
 
+    /* A token over plain http to a host that is not the loopback is flagged (for a warning);
+     * https, the loopback and no token are not. */
+    {
+        static const struct {
+            const char *url;
+            bool token, clear;
+        } cases[] = {
+            {"http://twin.example:8765", true, true}, {"HTTP://10.0.0.7", true, true},
+            {"http://[fe80::1]:80", true, true},      {"http://127.example", true, true},
+            {"https://twin.example", true, false},    {"http://127.0.0.1:1", true, false},
+            {"http://127.8.9.10", true, false},       {"http://LocalHost:8765", true, false},
+            {"http://[::1]:8765", true, false},       {"http://twin.example", false, false},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            if (cases[i].token)
+                setenv("TWINFS_TOKEN", "envtok", 1);
+            else
+                unsetenv("TWINFS_TOKEN");
+            CHECK_INT_EQ(PARSE(&o, (char *)cases[i].url, mnt), 0);
+            CHECK_INT_EQ(mount_options_finish(&o, err, sizeof(err)), 0);
+            if (o.token_in_clear != cases[i].clear) {
+                fprintf(stderr, "token_in_clear wrong for %s\n", cases[i].url);
+                exit(1);
+            }
+            mount_options_free(&o);
+        }
+    }
+
     /* token_file wins over the environment. */
     write_file(tok, "filetok\n", 0600);
     setenv("TWINFS_TOKEN", "envtok", 1);
