@@ -873,7 +873,9 @@ static int render(const struct follower_event *ev, size_t max, const atomic_bool
     if (r == 0 && render_put("\n", 1, &b) == 0) {
         b.p[b.len] = '\0';
         char *fit = realloc(b.p, b.len + 1); /* the buffer grew by doubling */
-        *ret = fit ? fit : b.p;
+        if (fit)
+            b.p = fit;
+        *ret = b.p;
         *ret_len = b.len;
         return 0;
     }
