@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,8 @@ struct follower {
     pthread_mutex_t lock;
     pthread_cond_t window; /* signalled on ack, asset deletion and stop */
     bool started, stopping, stopped;
-    bool head_behind; /* the twin's head was last seen below last_seq */
+    atomic_bool cancel; /* set by follower_stop: a decode or render under way gives up */
+    bool head_behind;   /* the twin's head was last seen below last_seq */
     struct pending *pending;
     json_t *assets;      /* id -> integer key of the live assets */
     json_t *last_offset; /* id -> offset of the last event delivered (offsets only grow) */
@@ -140,6 +142,8 @@ int follower_new(const struct follower_config *cfg, const struct follower_callba
         f->cfg.reconnect_max_s = 5;
     if (f->cfg.max_record_bytes == 0)
         f->cfg.max_record_bytes = (size_t)16 * 1024 * 1024;
+    if (f->cfg.max_event_bytes == 0)
+        f->cfg.max_event_bytes = (size_t)64 * 1024 * 1024;
 
     struct twin_client_config tc = {
         .url = f->url, .token = f->token, .ca_file = f->ca_file, .timeout_ms = 10000};
@@ -345,90 +349,28 @@ static bool window_full(struct follower *f, uint64_t bytes)
            (n > 0 && pending_bytes(f->pending) + bytes > f->cfg.max_pending_bytes);
 }
 
-static int on_event_record(struct follower *f, const struct record *rec)
-{
-    pthread_mutex_lock(&f->lock);
-    if (rec->seq <= pending_last_seq(f->pending)) {
-        /* Seen already (the stream drops replays; this guards the window's order). */
-        pthread_mutex_unlock(&f->lock);
-        return 0;
-    }
-    uint64_t key = asset_key(f, rec->asset);
-    if (!key || tracker_is_acked(f->tracker, rec->seq)) {
-        handled(f, rec->seq);
-        pthread_mutex_unlock(&f->lock);
-        return 0;
-    }
-    /* Flow control: wait for room (the asset may go meanwhile, dropping its events). */
-    while (!f->stopping && window_full(f, rec->wire_len))
-        pthread_cond_wait(&f->window, &f->lock);
-    if (f->stopping) {
-        pthread_mutex_unlock(&f->lock);
-        return -ESHUTDOWN;
-    }
-    key = asset_key(f, rec->asset);
-    if (!key) {
-        handled(f, rec->seq);
-        pthread_mutex_unlock(&f->lock);
-        return 0;
-    }
-    /* An asset's offsets only grow. A repeated one would name the file of an event already
-     * shown, so the file system could not show it and no one could ever ack it: it would
-     * hold a slot of the window (and the watermark) for good. */
-    json_t *last = json_object_get(f->last_offset, rec->asset);
-    if (last && rec->offset <= (uint64_t)json_integer_value(last)) {
-        uint64_t prev = (uint64_t)json_integer_value(last);
-        handled(f, rec->seq);
-        f->st.bad_records++;
-        pthread_mutex_unlock(&f->lock);
-        notice(f, -EBADMSG,
-               "stream: bad record seq %" PRIu64 " skipped: offset %" PRIu64
-               " of %s is not above %" PRIu64 ", the last one delivered",
-               rec->seq, rec->offset, rec->asset, prev);
-        return 0;
-    }
-    int r = pending_add(f->pending, rec->seq, key, rec->offset, rec->wire_len);
-    if (r < 0) {
-        pthread_mutex_unlock(&f->lock);
-        return r;
-    }
-    /* Offsets fit json_int_t: record_parse takes them from JSON integers. */
-    json_object_set_new(f->last_offset, rec->asset, json_integer((json_int_t)rec->offset));
-    f->st.pending = pending_count(f->pending);
-    f->st.pending_bytes = pending_bytes(f->pending);
-    f->st.last_seq = rec->seq;
-    f->st.delivered++;
-    pthread_mutex_unlock(&f->lock);
+static int render(const struct follower_event *ev, size_t max, const atomic_bool *stop, char **ret,
+                  size_t *ret_len);
 
-    /* Decoding happens outside the lock: a schema fetch may take a while. */
-    const struct event_schema *schema = NULL;
-    json_t *data = NULL;
-    const char *why = NULL;
+/* An event's data decoded and rendered, before it enters the window. */
+struct prepared {
+    int err;         /* 0, or why data did not decode (negative errno) */
+    const char *why; /* NULL, or the reason shown in the event's error */
     char why_buf[128];
-    if (rec->data_not_b64) {
-        r = -EBADMSG;
-        why = "data is not valid base64";
-    } else if ((r = get_schema(f, rec->name, rec->version, &schema)) == 0) {
-        r = event_schema_decode(schema, rec->data, rec->data_len, &data, &why);
-        if (r < 0 && !why)
-            why = "bad data";
-    } else if (r == -ENOENT) {
-        why = "unknown schema";
-    } else if (r == -EINVAL) {
-        why = "bad schema";
-    } else {
-        snprintf(why_buf, sizeof(why_buf), "schema fetch failed: %s", strerror(-r));
-        why = why_buf;
-    }
-    if (!data) {
-        pthread_mutex_lock(&f->lock);
-        f->st.decode_errors++;
-        pthread_mutex_unlock(&f->lock);
-        notice(f, r < 0 ? r : -EBADMSG,
-               "event seq %" PRIu64 " (%s offset %" PRIu64 " %s v%d): cannot decode: %s", rec->seq,
-               rec->asset, rec->offset, rec->name, rec->version, why);
-    }
-    struct follower_event ev = {
+    json_t *data;  /* NULL, or the decoded data (within the event_schema budget) */
+    char *content; /* the rendered event, NULL when out of memory */
+    size_t content_len;
+};
+
+static void prepared_done(struct prepared *p)
+{
+    json_decref(p->data);
+    free(p->content);
+}
+
+static struct follower_event event_of(const struct record *rec, const json_t *data, const char *why)
+{
+    return (struct follower_event){
         .seq = rec->seq,
         .asset = rec->asset,
         .offset = rec->offset,
@@ -444,9 +386,144 @@ static int on_event_record(struct follower *f, const struct record *rec)
         .data_json = data,
         .decode_error = data ? NULL : why,
     };
+}
+
+/* Decodes and renders rec's event, each within its bounds; an event over one is rendered
+ * with data_b64 and the reason. Called without the lock (a schema fetch may take a while).
+ * Returns 0, or -ESHUTDOWN when stopped; *p is to be prepared_done either way. */
+static int prepare_event(struct follower *f, const struct record *rec, struct prepared *p)
+{
+    const struct event_schema *schema = NULL;
+    const struct event_schema_limits lim = {.max_json_bytes = f->cfg.max_event_bytes,
+                                            .stop = &f->cancel};
+    int r;
+
+    if (rec->data_not_b64) {
+        r = -EBADMSG;
+        p->why = "data is not valid base64";
+    } else if ((r = get_schema(f, rec->name, rec->version, &schema)) == 0) {
+        r = event_schema_decode_limited(schema, rec->data, rec->data_len, &lim, &p->data, &p->why);
+        if (r < 0 && !p->why)
+            p->why = "bad data";
+    } else if (r == -ENOENT) {
+        p->why = "unknown schema";
+    } else if (r == -EINVAL) {
+        p->why = "bad schema";
+    } else {
+        snprintf(p->why_buf, sizeof(p->why_buf), "schema fetch failed: %s", strerror(-r));
+        p->why = p->why_buf;
+    }
+    if (r == -ECANCELED)
+        return -ESHUTDOWN;
+    if (p->data) {
+        struct follower_event ev = event_of(rec, p->data, NULL);
+        r = render(&ev, f->cfg.max_event_bytes, &f->cancel, &p->content, &p->content_len);
+        if (r == -ECANCELED)
+            return -ESHUTDOWN;
+        if (r < 0) {
+            json_decref(p->data);
+            p->data = NULL;
+            p->why = r == -EFBIG ? "data renders to more JSON than one event file may hold"
+                                 : "out of memory";
+        }
+    }
+    p->err = r;
+    if (!p->content) {
+        /* data_b64 is about as long as the record's line: no bound needed */
+        struct follower_event ev = event_of(rec, NULL, p->why);
+        if (render(&ev, 0, &f->cancel, &p->content, &p->content_len) == -ECANCELED)
+            return -ESHUTDOWN;
+    }
+    return 0;
+}
+
+static int on_event_record(struct follower *f, const struct record *rec)
+{
+    struct prepared prep = {0};
+
+    pthread_mutex_lock(&f->lock);
+    if (rec->seq <= pending_last_seq(f->pending)) {
+        /* Seen already (the stream drops replays; this guards the window's order). */
+        pthread_mutex_unlock(&f->lock);
+        return 0;
+    }
+    uint64_t key = asset_key(f, rec->asset);
+    if (!key || tracker_is_acked(f->tracker, rec->seq)) {
+        handled(f, rec->seq);
+        pthread_mutex_unlock(&f->lock);
+        return 0;
+    }
+    pthread_mutex_unlock(&f->lock);
+
+    int r = prepare_event(f, rec, &prep);
+    if (r < 0) {
+        prepared_done(&prep);
+        return r;
+    }
+    /* The window counts the larger of what the event cost as sent (its line) and what it
+     * costs once shown (its file): data can render 100 times larger than its line. */
+    uint64_t bytes = rec->wire_len;
+    if (prep.content && prep.content_len > bytes)
+        bytes = prep.content_len;
+
+    pthread_mutex_lock(&f->lock);
+    /* Flow control: wait for room (the asset may go meanwhile, dropping its events). */
+    while (!f->stopping && window_full(f, bytes))
+        pthread_cond_wait(&f->window, &f->lock);
+    if (f->stopping) {
+        pthread_mutex_unlock(&f->lock);
+        prepared_done(&prep);
+        return -ESHUTDOWN;
+    }
+    key = asset_key(f, rec->asset);
+    if (!key) {
+        handled(f, rec->seq);
+        pthread_mutex_unlock(&f->lock);
+        prepared_done(&prep);
+        return 0;
+    }
+    /* An asset's offsets only grow. A repeated one would name the file of an event already
+     * shown, so the file system could not show it and no one could ever ack it: it would
+     * hold a slot of the window (and the watermark) for good. */
+    json_t *last = json_object_get(f->last_offset, rec->asset);
+    if (last && rec->offset <= (uint64_t)json_integer_value(last)) {
+        uint64_t prev = (uint64_t)json_integer_value(last);
+        handled(f, rec->seq);
+        f->st.bad_records++;
+        pthread_mutex_unlock(&f->lock);
+        prepared_done(&prep);
+        notice(f, -EBADMSG,
+               "stream: bad record seq %" PRIu64 " skipped: offset %" PRIu64
+               " of %s is not above %" PRIu64 ", the last one delivered",
+               rec->seq, rec->offset, rec->asset, prev);
+        return 0;
+    }
+    r = pending_add(f->pending, rec->seq, key, rec->offset, bytes);
+    if (r < 0) {
+        pthread_mutex_unlock(&f->lock);
+        prepared_done(&prep);
+        return r;
+    }
+    /* Offsets fit json_int_t: record_parse takes them from JSON integers. */
+    json_object_set_new(f->last_offset, rec->asset, json_integer((json_int_t)rec->offset));
+    f->st.pending = pending_count(f->pending);
+    f->st.pending_bytes = pending_bytes(f->pending);
+    f->st.last_seq = rec->seq;
+    f->st.delivered++;
+    if (prep.err < 0)
+        f->st.decode_errors++;
+    pthread_mutex_unlock(&f->lock);
+
+    if (prep.err < 0)
+        notice(f, prep.err,
+               "event seq %" PRIu64 " (%s offset %" PRIu64 " %s v%d): cannot decode: %s", rec->seq,
+               rec->asset, rec->offset, rec->name, rec->version, prep.why);
+    struct follower_event ev = event_of(rec, prep.data, prep.why);
+    ev.content = prep.content;
+    ev.content_len = prep.content_len;
     if (f->cb.on_event)
         f->cb.on_event(f->cb.userdata, &ev);
-    json_decref(data);
+    prepared_done(&prep);
     return 0;
 }
 
@@ -593,6 +670,7 @@ void follower_stop(struct follower *f)
 {
     if (!f || f->stopped)
         return;
+    atomic_store(&f->cancel, true);
     pthread_mutex_lock(&f->lock);
     f->stopping = true;
     pthread_cond_broadcast(&f->window);
@@ -710,14 +788,57 @@ static int set_str(json_t *o, const char *key, const char *s)
     return json_object_set_new(o, key, s ? json_string(s) : json_null());
 }
 
-char *follower_event_render(const struct follower_event *ev, size_t *ret_len)
+/* The text being rendered, with a bound. */
+struct render_buf {
+    char *p;
+    size_t len, cap;
+    size_t max; /* the most bytes of text, the final newline included; 0: no bound */
+    const atomic_bool *stop;
+    int err; /* why the dump stopped: -EFBIG, -ECANCELED, -ENOMEM */
+};
+
+static int render_put(const char *buf, size_t size, void *userdata)
 {
+    struct render_buf *b = userdata;
+
+    if (b->stop && atomic_load_explicit(b->stop, memory_order_relaxed)) {
+        b->err = -ECANCELED;
+        return -1;
+    }
+    /* the final newline counts in max; room is kept for it and the NUL */
+    if (b->max && b->len + size >= b->max) {
+        b->err = -EFBIG;
+        return -1;
+    }
+    if (size > b->cap - b->len || b->cap - b->len - size < 2) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap - b->len < size + 2)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->err = -ENOMEM;
+            return -1;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, buf, size);
+    b->len += size;
+    return 0;
+}
+
+/* Renders ev (see follower_event_render) into *ret (malloc'd, NUL-terminated; *ret_len
+ * without the NUL), at most max bytes (0: no bound). The dump stops as soon as it passes max
+ * or *stop is set. Returns 0, -EFBIG, -ECANCELED, -ENOMEM; *ret is untouched on failure. */
+static int render(const struct follower_event *ev, size_t max, const atomic_bool *stop, char **ret,
+                  size_t *ret_len)
+{
+    struct render_buf b = {.max = max, .stop = stop};
     json_t *o = json_object();
-    char *text = NULL, *out = NULL;
     int r = 0;
 
     if (!o)
-        return NULL;
+        return -ENOMEM;
     r |= set_str(o, "asset", ev->asset);
     r |= json_object_set_new(o, "offset", json_integer((json_int_t)ev->offset));
     r |= set_str(o, "name", ev->name);
@@ -726,37 +847,50 @@ char *follower_event_render(const struct follower_event *ev, size_t *ret_len)
     r |= set_str(o, "time", ev->time);
     r |= set_str(o, "systime", ev->systime);
     if (ev->data_json) {
-        r |= json_object_set_new(o, "data", json_deep_copy(ev->data_json));
+        /* shared, not copied: a reference is taken and given back with o */
+        r |= json_object_set(o, "data", (json_t *)ev->data_json);
     } else {
         json_t *b64 = NULL;
         if (ev->data_not_b64) {
             b64 = json_stringn(ev->data_not_b64, ev->data_not_b64_len); /* shown as sent */
         } else {
             char *enc = NULL;
-            if (base64_encode(ev->data ? (const void *)ev->data : "", ev->data_len, &enc) < 0)
-                goto out;
-            b64 = json_string(enc);
+            if (base64_encode(ev->data ? (const void *)ev->data : "", ev->data_len, &enc) == 0)
+                b64 = json_string(enc);
             free(enc);
         }
         r |= json_object_set_new(o, "data_b64", b64);
         r |= set_str(o, "error", ev->decode_error ? ev->decode_error : "cannot decode");
     }
-    if (r != 0)
-        goto out;
-    text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    if (!text)
-        goto out;
-    size_t len = strlen(text);
-    out = malloc(len + 2);
-    if (!out)
-        goto out;
-    memcpy(out, text, len);
-    out[len] = '\n';
-    out[len + 1] = '\0';
-    if (ret_len)
-        *ret_len = len + 1;
-out:
-    free(text);
+    if (r != 0) {
+        json_decref(o);
+        return -ENOMEM;
+    }
+    b.err = -ENOMEM;
+    r = json_dump_callback(o, render_put, &b, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(o);
+    b.max = 0; /* room for the newline was kept */
+    if (r == 0 && render_put("\n", 1, &b) == 0) {
+        b.p[b.len] = '\0';
+        char *fit = realloc(b.p, b.len + 1); /* the buffer grew by doubling */
+        if (fit)
+            b.p = fit;
+        *ret = b.p;
+        *ret_len = b.len;
+        return 0;
+    }
+    free(b.p);
+    return b.err;
+}
+
+char *follower_event_render(const struct follower_event *ev, size_t *ret_len)
+{
+    char *out = NULL;
+    size_t len = 0;
+
+    if (render(ev, 0, NULL, &out, &len) < 0)
+        return NULL;
+    if (ret_len)
+        *ret_len = len;
     return out;
 }

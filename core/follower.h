@@ -11,7 +11,13 @@
  * after the tracker's watermark and events already acked are filtered out of the replay.
  * Flow control: at most max_pending events, and max_pending_bytes of them, are delivered and
  * not yet acked; past that the stream thread stops reading (TCP back-pressure) until acks come
- * in. An event's size is its record's as the twin sent it (one stream line).
+ * in. An event's size is the larger of its record's as the twin sent it (one stream line) and
+ * its rendered JSON's (follower_event_render, what the file system holds while it is shown):
+ * data can render 100 times larger than it was sent.
+ *
+ * Decoding and rendering one event cost bounded work and memory (event_schema.h's value
+ * budget, max_event_bytes of JSON), and stop when follower_stop is called. An event over a
+ * bound is delivered like an undecodable one: data_b64 and the reason.
  *
  * Callbacks run on the stream thread (and on the caller's thread inside follower_start for the
  * snapshot); they must not call follower_stop. They may call follower_ack. */
@@ -42,12 +48,17 @@ struct follower_event {
     size_t data_not_b64_len;
     const json_t *data_json;  /* data decoded to JSON, or NULL if it could not be */
     const char *decode_error; /* NULL, or why data_json is NULL (e.g. "unknown schema") */
+    /* The event rendered by follower_event_render, as on_event gets it (its size is what the
+     * window counts); NULL in an event built by the caller, or when out of memory. */
+    const char *content;
+    size_t content_len;
 };
 
 /* The event rendered as the content of its file: a JSON object with asset, offset, name,
  * version, source, time, systime and data (decoded), or, when decoding failed, data_b64 (the
  * bytes in base64, or the string as sent if it was not base64) and error instead of data; indented,
- * ending in "\n". Returns a malloc'd string (*ret_len without the NUL), or NULL on ENOMEM. */
+ * ending in "\n". Returns a malloc'd string (*ret_len without the NUL), or NULL on ENOMEM.
+ * content is ignored: the event is rendered again, without a bound on its size. */
 char *follower_event_render(const struct follower_event *ev, size_t *ret_len);
 
 enum follower_internal {
@@ -86,6 +97,9 @@ struct follower_config {
     double heartbeat_timeout_s; /* 0 means 15 */
     double reconnect_max_s;     /* cap of the backoff; 0 means 5 */
     size_t max_record_bytes;    /* longest stream line accepted; 0 means 16 MiB */
+    /* Largest event file with its data decoded (the rendered JSON); 0 means 64 MiB. An event
+     * whose data renders larger is shown with data_b64 and error (about its line's size). */
+    size_t max_event_bytes;
 };
 
 /* Copies cfg, opens the tracker. Returns 0, -EINVAL (bad URL or config), -EBUSY (tracker in
@@ -131,7 +145,7 @@ struct follower_status {
     uint64_t watermark; /* tracker's watermark */
     bool replay_done;
     size_t pending;         /* delivered, not acked */
-    uint64_t pending_bytes; /* their sizes */
+    uint64_t pending_bytes; /* their sizes (as sent or as rendered, the larger) */
     uint64_t delivered;     /* events delivered since start */
     uint64_t acked;         /* acks since start */
     uint64_t bad_records;

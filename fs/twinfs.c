@@ -140,7 +140,12 @@ static void cb_event(void *userdata, const struct follower_event *ev)
         type_name[200] = '\0';
         tree_event_filename(ev->offset, type_name, fname, sizeof(fname));
     }
-    char *content = follower_event_render(ev, &len);
+    /* the follower rendered the event once, within its bounds: keep a copy */
+    char *content = ev->content ? malloc(ev->content_len + 1) : NULL;
+    if (content) {
+        memcpy(content, ev->content, ev->content_len + 1);
+        len = ev->content_len;
+    }
     char *tn = strdup(type_name);
     char *tm = strdup_or_null(ev->time, &fail);
     char *src = strdup_or_null(ev->source, &fail);

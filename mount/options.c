@@ -855,7 +855,7 @@ void mount_options_print_help(FILE *f, const char *progname)
             "    -o t2, -o no_t2        enable/disable Type 2 requests under t2/ (default: t2)\n"
             "    -o t2_timeout=S        T2 request timeout in seconds (default: %g)\n"
             "    -o max_pending=N       unacknowledged events held at most (default: %u)\n"
-            "    -o max_pending_mb=N    and their size at most, in MiB, as the twin sent them\n"
+            "    -o max_pending_mb=N    and their size at most, in MiB (as sent or as shown)\n"
             "                           (one larger event still goes) (default: %u)\n"
             "    -o start=beginning|now where a new tracker starts (default: beginning)\n"
             "    -o materialize_delay=MS  wait after a new asset directory before its events\n"

@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "event_schema.h"
 #include "unit.h"
@@ -498,6 +500,274 @@ static void test_threads(void)
     event_schema_free(s);
 }
 
+/* ---- the work of one decode is bounded ---- */
+
+/* Record Ri of a chain: R1 has fanout[0] null fields; Ri has fanout[i-1] fields of type
+ * R(i-1), the first defining it, the others referring to it by name. */
+static void chain_record(FILE *f, const unsigned *fanout, unsigned i)
+{
+    fprintf(f, "{\"type\": \"record\", \"name\": \"R%u\", \"fields\": [", i);
+    for (unsigned j = 0; j < fanout[i - 1]; j++) {
+        fprintf(f, "%s{\"name\": \"f%u\", \"type\": ", j ? ", " : "", j);
+        if (i == 1)
+            fprintf(f, "\"null\"");
+        else if (j == 0)
+            chain_record(f, fanout, i - 1);
+        else
+            fprintf(f, "\"R%u\"", i - 1);
+        fprintf(f, "}");
+    }
+    fprintf(f, "]}");
+}
+
+/* The schema of records R1..Rk: the empty value of Rk holds the product of fanout. */
+static char *chain_schema(const unsigned *fanout, unsigned k)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+
+    CHECK(f != NULL);
+    chain_record(f, fanout, k);
+    CHECK(fclose(f) == 0);
+    return text;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void expect_over(const struct event_schema *s, const void *data, size_t len,
+                        const struct event_schema_limits *lim, int want_r, const char *want_err)
+{
+    json_t *got = NULL;
+    const char *err = NULL;
+    int r = event_schema_decode_limited(s, data, len, lim, &got, &err);
+
+    if (r != want_r)
+        fprintf(stderr, "decode: %d (%s), want %d\n", r, err ? err : "ok", want_r);
+    CHECK_INT_EQ(r, want_r);
+    CHECK(got == NULL);
+    if (want_err)
+        CHECK_STR_EQ(err, want_err);
+    else
+        CHECK(err != NULL && *err);
+}
+
+/* The schema of the attack: records of 1000 fields referring to the previous record by name,
+ * an empty value expanding to 10^7, 10^9 and 10^12 nulls (the data takes no byte). avro-c
+ * aborted building 10^9 and the walker ran for ever over 10^12: now the schema is refused
+ * when it is parsed, in time linear in its text, and every decode fails at once. */
+static void test_named_type_expansion(void)
+{
+    static const unsigned sizes[][4] = {
+        {10, 1000, 1000, 0}, {1000, 1000, 1000, 0}, {1000, 1000, 1000, 1000}};
+    for (size_t t = 0; t < sizeof(sizes) / sizeof(sizes[0]); t++) {
+        unsigned k = sizes[t][3] ? 4 : 3;
+        char *text = chain_schema(sizes[t], k);
+        double t0 = now_s();
+        struct event_schema *s = parse(text);
+        for (int i = 0; i < 3; i++)
+            expect_over(s, "", 0, NULL, -EFBIG,
+                        "schema expands to more values than one event may decode");
+        fprintf(stderr, "%u records, %zu bytes of schema: parsed and refused in %.3f s\n", k,
+                strlen(text), now_s() - t0);
+        event_schema_free(s);
+        free(text);
+    }
+
+    /* the same shape within the budget decodes: 8 x 8 x 8 nulls */
+    static const unsigned small[] = {8, 8, 8};
+    char *text = chain_schema(small, 3);
+    struct event_schema *s = parse(text);
+    json_t *got = NULL;
+    CHECK_INT_EQ(event_schema_decode(s, "", 0, &got, NULL), 0);
+    CHECK_INT_EQ(json_object_size(got), 8);
+    json_t *mid = json_object_get(got, "f7");
+    CHECK(json_is_object(mid) && json_object_size(mid) == 8);
+    CHECK(json_is_null(json_object_get(json_object_get(mid, "f3"), "f0")));
+    json_decref(got);
+    /* a caller's tighter budget counts the empty value too: 1 + 8 + 64 + 512 values */
+    struct event_schema_limits lim = {.max_values = 584};
+    expect_over(s, "", 0, &lim, -EFBIG, NULL);
+    lim.max_values = 585;
+    CHECK_INT_EQ(event_schema_decode_limited(s, "", 0, &lim, &got, NULL), 0);
+    json_decref(got);
+    event_schema_free(s);
+    free(text);
+}
+
+/* Records that contain themselves, or nest deeper than the walker allows whatever the data,
+ * are refused without building anything (avro-c would recurse until the stack ends). */
+static void test_eager_nesting(void)
+{
+    struct event_schema *s =
+        parse("{\"type\": \"record\", \"name\": \"Self\", \"fields\": ["
+              "{\"name\": \"v\", \"type\": \"int\"}, {\"name\": \"me\", \"type\": \"Self\"}]}");
+    expect_over(s, "\x02", 1, NULL, -EBADMSG, "schema nests deeper than 64 levels");
+    event_schema_free(s);
+
+    unsigned ones[70];
+    for (size_t i = 0; i < 70; i++)
+        ones[i] = 1;
+    for (unsigned k = 60; k <= 70; k += 10) {
+        char *text = chain_schema(ones, k);
+        s = parse(text);
+        json_t *got = NULL;
+        int r = event_schema_decode(s, "", 0, &got, NULL);
+        /* k records nest k - 1 levels below the root, the null leaf one more */
+        CHECK_INT_EQ(r, k <= 64 ? 0 : -EBADMSG);
+        json_decref(got);
+        event_schema_free(s);
+        free(text);
+    }
+}
+
+/* The values of the data count too: 2000 items that take no byte, each a record of 1000
+ * nulls, are 2 million values from 3 bytes. */
+static void test_value_budget(void)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    CHECK(f != NULL);
+    fprintf(f, "{\"type\": \"array\", \"items\": {\"type\": \"record\", \"name\": \"Wide\", "
+               "\"fields\": [");
+    for (int i = 0; i < 1000; i++)
+        fprintf(f, "%s{\"name\": \"n%d\", \"type\": \"null\"}", i ? ", " : "", i);
+    fprintf(f, "]}}");
+    CHECK(fclose(f) == 0);
+    struct event_schema *s = parse(text);
+    struct enc e = {0};
+    enc_long(&e, 2000);
+    enc_long(&e, 0);
+    double t0 = now_s();
+    expect_over(s, e.buf, e.n, NULL, -EFBIG, "data holds more values than one event may decode");
+    fprintf(stderr, "2000 x 1000 nulls refused in %.3f s\n", now_s() - t0);
+    /* within the budget: 100 of them */
+    e.n = 0;
+    enc_long(&e, 100);
+    enc_long(&e, 0);
+    json_t *got = NULL;
+    CHECK_INT_EQ(event_schema_decode(s, e.buf, e.n, &got, NULL), 0);
+    CHECK_INT_EQ(json_array_size(got), 100);
+    json_decref(got);
+    event_schema_free(s);
+    free(text);
+
+    /* a caller's budget: 1 array + n items */
+    s = parse("{\"type\": \"array\", \"items\": \"long\"}");
+    e.n = 0;
+    enc_long(&e, 300);
+    for (int i = 0; i < 300; i++)
+        enc_long(&e, i);
+    enc_long(&e, 0);
+    struct event_schema_limits lim = {.max_values = 300};
+    expect_over(s, e.buf, e.n, &lim, -EFBIG, "data holds more values than one event may decode");
+    lim.max_values = 301;
+    CHECK_INT_EQ(event_schema_decode_limited(s, e.buf, e.n, &lim, &got, NULL), 0);
+    json_decref(got);
+    event_schema_free(s);
+}
+
+/* 60 records nested around an array of booleans: one byte of data renders to a line of 130
+ * bytes. The walker's lower bound of the JSON refuses it before anything is built, and never
+ * exceeds the real size (the event file's format: indent 2, "data" one level in). */
+static char *nested_bools_schema(int levels)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    CHECK(f != NULL);
+    for (int i = 0; i < levels; i++)
+        fprintf(f,
+                "{\"type\": \"record\", \"name\": \"N%d\", \"fields\": [{\"name\": \"x\", "
+                "\"type\": ",
+                i);
+    fprintf(f, "{\"type\": \"array\", \"items\": \"boolean\"}");
+    for (int i = 0; i < levels; i++)
+        fprintf(f, "}]}");
+    CHECK(fclose(f) == 0);
+    return text;
+}
+
+static size_t rendered_size(const json_t *data)
+{
+    json_t *o = json_pack("{s:s, s:O}", "asset", "a", "data", data);
+    CHECK(o != NULL);
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    CHECK(text != NULL);
+    size_t n = strlen(text);
+    free(text);
+    json_decref(o);
+    return n;
+}
+
+static void test_json_budget(void)
+{
+    char *text = nested_bools_schema(60);
+    struct event_schema *s = parse(text);
+    static struct enc e;
+    e.n = 0;
+    enc_long(&e, 1000);
+    for (int i = 0; i < 1000; i++)
+        enc_raw(&e, i % 3 ? "\x01" : "\x00", 1);
+    enc_long(&e, 0);
+
+    json_t *got = NULL;
+    CHECK_INT_EQ(event_schema_decode(s, e.buf, e.n, &got, NULL), 0);
+    size_t real = rendered_size(got);
+    fprintf(stderr, "%zu bytes of data render to %zu bytes\n", e.n, real);
+    CHECK(real > 100 * e.n);
+    json_decref(got);
+    /* the real size is enough; a tenth of it is not */
+    struct event_schema_limits lim = {.max_json_bytes = real};
+    CHECK_INT_EQ(event_schema_decode_limited(s, e.buf, e.n, &lim, &got, NULL), 0);
+    json_decref(got);
+    lim.max_json_bytes = real / 10;
+    expect_over(s, e.buf, e.n, &lim, -EFBIG,
+                "data renders to more JSON than one event file may hold");
+    event_schema_free(s);
+    free(text);
+
+    /* the bound is below the real size for every type, unions and maps included */
+    s = parse(all_schema);
+    unsigned char data[512];
+    size_t n = unhex(all_hex, data, sizeof(data));
+    CHECK_INT_EQ(event_schema_decode(s, data, n, &got, NULL), 0);
+    lim.max_json_bytes = rendered_size(got);
+    json_decref(got);
+    CHECK_INT_EQ(event_schema_decode_limited(s, data, n, &lim, &got, NULL), 0);
+    json_decref(got);
+    event_schema_free(s);
+}
+
+/* A decode gives up soon after its stop flag is set. */
+static void test_stop(void)
+{
+    struct event_schema *s = parse("{\"type\": \"array\", \"items\": \"long\"}");
+    static struct enc e;
+    atomic_bool stop = false;
+    struct event_schema_limits lim = {.stop = &stop};
+    json_t *got = NULL;
+
+    e.n = 0;
+    enc_long(&e, 4000);
+    for (int i = 0; i < 4000; i++)
+        enc_long(&e, i);
+    enc_long(&e, 0);
+    CHECK_INT_EQ(event_schema_decode_limited(s, e.buf, e.n, &lim, &got, NULL), 0);
+    CHECK_INT_EQ(json_array_size(got), 4000);
+    json_decref(got);
+    got = NULL;
+    atomic_store(&stop, true);
+    expect_over(s, e.buf, e.n, &lim, -ECANCELED, NULL);
+    event_schema_free(s);
+}
+
 int main(void)
 {
     RUN(test_all_types);
@@ -509,5 +779,10 @@ int main(void)
     RUN(test_recursive_depth);
     RUN(test_bad_schemas);
     RUN(test_threads);
+    RUN(test_named_type_expansion);
+    RUN(test_eager_nesting);
+    RUN(test_value_budget);
+    RUN(test_json_budget);
+    RUN(test_stop);
     return 0;
 }
