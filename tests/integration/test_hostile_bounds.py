@@ -2,22 +2,26 @@
 
 Offsets and seqs are at most 2^53 - 1 (docs/protocol.md): a record naming a larger one is a
 bad record (counted in bad_records, logged once), so a readdir cookie (offset + 3) always fits
-off_t and a listing ends.
+off_t and a listing ends. A record whose seq is beyond what the twin announced (its head, plus
+one seq per line sent since) is a bad record too: it is not delivered and never reaches the
+tracker, so it can neither hide the records after it nor make the next mount refuse the twin.
 
 A scripted fake twin (tests/reliability/faketwin.py) serves the lines; each test checks that
-later records still appear and that listings return promptly."""
+later records still appear, that listings return promptly, and that a remount with the same
+tracker works."""
 
 import ctypes
 import os
 import platform
+import re
 import resource
 import struct
 import subprocess
 
 import pytest
 
-from mountlib import event_name
-from test_rel_badinput import count_bad_logged, event, fake, mount_of  # noqa: F401
+from mountlib import Mount, event_name
+from test_rel_badinput import T, count_bad_logged, event, fake, line, mount_of  # noqa: F401
 
 MAX = 2 ** 53 - 1  # the largest seq or offset the protocol allows
 
@@ -66,6 +70,12 @@ def getdents_one_by_one(path):
     raise AssertionError("the listing does not end: %r" % out[:10])
 
 
+def journal_numbers(path):
+    """Every seq the tracker journal holds ("w N", "a N", "r LO HI" lines)."""
+    with open(path) as f:
+        return [int(x) for x in re.findall(r"\d+", f.read())]
+
+
 @pytest.mark.parametrize("offset", [2 ** 63 - 3, 2 ** 63 - 4, 2 ** 63 - 1, MAX + 1])
 def test_offset_beyond_the_protocol_is_a_bad_record(fake, mount_of, offset):
     """An event at offset 2^63 - 3 made the cookie of its entry overflow off_t: `ls events/`
@@ -107,3 +117,83 @@ def test_largest_offset_is_listed(fake, mount_of):
     assert m.status()["bad_records"] == 0
     os.unlink(os.path.join(m.events_dir("a"), event_name(MAX, "Ping")))
     assert ls(m.events_dir("a")) == [event_name(0, "Ping")]
+
+
+HOSTILE = {
+    "event": lambda seq: line(event(seq, "a", 100, n=666)),
+    "asset_created": lambda seq: line({"seq": seq, "kind": "asset_created", "asset": "evil",
+                                       "time": T}),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+@pytest.mark.parametrize("seq", [2 ** 63 - 1, MAX, 1000])
+def test_seq_far_beyond_the_head_is_a_bad_record(fake, mount_of, kind, seq):
+    """A record with seq 2^63 - 1 made every later record look like a replay (dropped), and
+    its seq reached the tracker's journal as the watermark: the next mount saw a twin whose log
+    ends before it and refused to follow it."""
+    fake.assets = ["a"]
+    fake.add_record(**event(1, "a", 0, n=0))
+    # the twin's own bookkeeping (head, what a reconnect gets again) does not count this line:
+    # it is the one lie in an otherwise honest log
+    fake.add_line(HOSTILE[kind](seq), seq=1)
+    fake.add_record(**event(2, "a", 1, n=1))
+    fake.add_record(**event(3, "a", 2, n=2))
+    m = mount_of(fake)
+    m.wait_for(lambda: len(m.events("a")) == 3, 30, "the events after the hostile record")
+    assert sorted(m.events("a")) == [event_name(o, "Ping") for o in range(3)]
+    assert sorted(os.listdir(m.path("assets"))) == ["a"]
+    st = m.status()
+    assert st["bad_records"] == 1, st
+    assert count_bad_logged(m.log())[0] == {seq: 1}
+    assert st["last_seq"] == 3, st
+    # live records follow
+    fake.add_record(**event(4, "a", 3, n=3))
+    m.wait_for(lambda: event_name(3, "Ping") in m.events("a"), 20, "a live event")
+    for n in m.events("a"):
+        os.unlink(os.path.join(m.events_dir("a"), n))
+    m.wait_for(lambda: m.status()["watermark"] == 4, 20, "every event acked")
+    m.stop()
+    assert max(journal_numbers(m.tracker)) <= 4
+    # a remount with the same tracker follows the twin: a new record appears, nothing old
+    fake.add_record(**event(5, "a", 4, n=4))
+    m2 = mount_of(fake, tracker=m.tracker)
+    m2.wait_for(lambda: m2.events("a"), 20, "the new event after a remount")
+    assert m2.events("a") == [event_name(4, "Ping")]
+    assert m2.status()["bad_records"] == 0  # the hostile line is below the watermark now
+
+
+def test_live_records_above_the_announced_head_are_delivered(fake, mount_of):
+    """The head moves while the stream runs: records above the last head announced are news,
+    not lies, as long as each line brings at most one new seq. Bad lines in between count as
+    the seqs they stand for."""
+    fake.assets = ["a"]
+    fake.add_record(**event(1, "a", 0, n=0))
+    m = mount_of(fake, max_pending=1000)
+    m.wait_settled()
+    # a burst with no heartbeat in between, then seqs 200..204 stand behind five bad lines
+    for s in range(2, 200):
+        fake.add_record(**event(s, "a", s - 1, n=s))
+    for s in range(200, 205):
+        fake.add_line('{"seq":%d,"kind":"event"}' % s, seq=s)
+    fake.add_record(**event(205, "a", 204, n=205))
+    m.wait_for(lambda: m.status()["last_seq"] == 205, 30, "the burst")
+    m.wait_for(lambda: len(m.events("a")) == 200, 30, "the burst shown")
+    st = m.status()
+    assert st["bad_records"] == 5, st
+    assert st["delivered"] == 200, st
+
+
+def test_snapshot_head_beyond_the_protocol_is_refused(fake, tmp_path):
+    """A snapshot whose head no twin can reach is not a twin's: with start=now it would have
+    become the watermark of a new tracker."""
+    fake.assets_body = b'{"head": 9223372036854775807, "assets": []}'
+    m = Mount(None, tmp_path, url=fake.url, start="now")
+    try:
+        with pytest.raises(RuntimeError):
+            m.start()
+    finally:
+        m.stop()
+    assert "beyond the protocol" in m.log(), m.log()
+    if os.path.exists(m.tracker):
+        assert all(n <= MAX for n in journal_numbers(m.tracker))
