@@ -590,6 +590,13 @@ int follower_start(struct follower *f)
         return r;
     uint64_t head = (uint64_t)json_integer_value(json_object_get(snap, "head"));
     json_t *list = json_object_get(snap, "assets");
+    if (head > RECORD_MAX_SEQ) {
+        /* No log reaches it; as a new tracker's starting point it would hide the twin's log. */
+        json_decref(snap);
+        notice(f, -EPROTO,
+               "the twin's snapshot names head %" PRIu64 ", beyond the protocol's 2^53 - 1", head);
+        return -EPROTO;
+    }
 
     /* Collect first, call after: callbacks run without the lock. */
     json_t *created = json_array();
@@ -648,6 +655,7 @@ int follower_start(struct follower *f)
     struct stream_config sc = {
         .client = f->client,
         .after = after,
+        .head = head,
         .heartbeat_timeout_s = f->cfg.heartbeat_timeout_s,
         .reconnect_max_s = f->cfg.reconnect_max_s,
         .max_line = f->cfg.max_record_bytes,

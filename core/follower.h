@@ -109,9 +109,9 @@ int follower_new(const struct follower_config *cfg, const struct follower_callba
 
 /* Takes the snapshot (GET /v1/assets, on_asset_created for each asset, on this thread), then
  * starts the stream thread. Returns 0, or the snapshot's error: -EHOSTUNREACH (no twin
- * there), -EPERM (token refused), -ETIMEDOUT, -EPROTO (not a twin); or -ESTALE when the twin's
- * log ends before the seq the tracker resumes after (a twin reset or restored, or another
- * twin's tracker: following it would skip records). */
+ * there), -EPERM (token refused), -ETIMEDOUT, -EPROTO (not a twin, or its head is beyond
+ * 2^53 - 1); or -ESTALE when the twin's log ends before the seq the tracker resumes after (a
+ * twin reset or restored, or another twin's tracker: following it would skip records). */
 int follower_start(struct follower *f);
 
 /* Stops the stream thread and flushes the tracker. Idempotent. */

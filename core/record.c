@@ -89,15 +89,16 @@ void record_clear(struct record *r)
     memset(r, 0, sizeof(*r));
 }
 
-/* Reads a non-negative JSON integer member. Returns 0, -ENOENT if absent, -EBADMSG if it is
- * not an integer in [min, INT64_MAX]. */
+/* Reads a seq, head or offset member. Returns 0, -ENOENT if absent, -EBADMSG if it is not an
+ * integer in [min, RECORD_MAX_SEQ]. */
 static int get_uint(const json_t *obj, const char *key, json_int_t min, uint64_t *ret)
 {
     const json_t *v = json_object_get(obj, key);
 
     if (!v)
         return -ENOENT;
-    if (!json_is_integer(v) || json_integer_value(v) < min)
+    if (!json_is_integer(v) || json_integer_value(v) < min ||
+        json_integer_value(v) > (json_int_t)RECORD_MAX_SEQ)
         return -EBADMSG;
     *ret = (uint64_t)json_integer_value(v);
     return 0;
@@ -145,7 +146,7 @@ static int parse_event(const json_t *root, struct record *rec, const char **ret_
     int r;
 
     if (get_uint(root, "offset", 0, &rec->offset) < 0)
-        FAIL(-EBADMSG, "offset missing or not a non-negative integer");
+        FAIL(-EBADMSG, "offset missing or not an integer in [0, 2^53)");
     r = get_string(root, "name", &rec->name);
     if (r == -ENOMEM)
         FAIL(r, "out of memory");
@@ -220,7 +221,7 @@ int record_parse(const char *line, size_t len, struct record *ret, const char **
     if (strcmp(kind, "caught_up") == 0 || strcmp(kind, "heartbeat") == 0) {
         ret->kind = kind[0] == 'c' ? RECORD_CAUGHT_UP : RECORD_HEARTBEAT;
         if (get_uint(root, "head", 0, &ret->head) < 0)
-            FAIL(-EBADMSG, "head missing or not a non-negative integer");
+            FAIL(-EBADMSG, "head missing or not an integer in [0, 2^53)");
         r = 0;
         goto out;
     }
@@ -234,7 +235,7 @@ int record_parse(const char *line, size_t len, struct record *ret, const char **
         FAIL(-EINVAL, "unknown kind");
 
     if (get_uint(root, "seq", 1, &ret->seq) < 0)
-        FAIL(-EBADMSG, "seq missing or not a positive integer");
+        FAIL(-EBADMSG, "seq missing or not an integer in [1, 2^53)");
     r = get_string(root, "asset", &ret->asset);
     if (r == -ENOMEM)
         FAIL(r, "out of memory");

@@ -39,6 +39,11 @@ struct record {
 
 /* Limits the parser enforces (the stream reader also bounds the line length). */
 #define RECORD_MAX_NAME 255
+/* Seqs, heads and offsets are at most 2^53 - 1, the integers every JSON implementation holds
+ * exactly (docs/protocol.md). A larger one is a bad record: below this bound, seq + k and
+ * offset + k for any small k (readdir cookies, the next seq to resume after) fit in off_t and
+ * json_int_t with room to spare. */
+#define RECORD_MAX_SEQ ((UINT64_C(1) << 53) - 1)
 
 /* Parses one line into *ret (zeroed first; free with record_clear even on failure).
  * Returns 0, or with *ret_err set to a static description: -EINVAL for a kind this parser does

@@ -44,6 +44,13 @@ struct stream {
      * which were reported. Stream thread only. */
     uint64_t bad_seqs[MAX_BAD_SEQS];
     size_t n_bad_seqs;
+    /* The largest seq the twin can have sent by now: the larger of the last seq delivered and
+     * the highest head it announced, plus one for every line since (a log without gaps brings
+     * at most one new seq per line, and a line refused as bad may stand for one). A record
+     * above it is a lie about the log, refused so it can neither hide the records below it nor
+     * reach the tracker. Stream thread only. */
+    uint64_t ceiling;
+    uint64_t head; /* the highest head announced (snapshot, caught_up, heartbeat) */
 
     /* Per connection, touched only by the stream thread. */
     double last_activity;
@@ -123,6 +130,8 @@ static int on_line(void *userdata, const char *line, size_t len)
     int r;
 
     s->got_record = true;
+    if (s->ceiling < UINT64_MAX)
+        s->ceiling++;
     if (!line) {
         if (s->cb.on_bad_record)
             s->cb.on_bad_record(s->cb.userdata, 0, "line too long");
@@ -147,13 +156,33 @@ static int on_line(void *userdata, const char *line, size_t len)
         record_clear(&rec);
         return 0;
     }
+    if (rec.seq == 0) { /* caught_up or heartbeat: the twin announces its head */
+        if (rec.head > s->head)
+            s->head = rec.head;
+        if (rec.head > s->ceiling)
+            s->ceiling = rec.head;
+    }
     if (rec.seq != 0 && rec.seq <= s->last_seq) {
         record_clear(&rec); /* replayed after a reconnect: already delivered */
         return 0;
     }
+    if (rec.seq > s->ceiling) {
+        char why_buf[160];
+        if (!bad_seq_seen(s, rec.seq) && s->cb.on_bad_record) {
+            snprintf(why_buf, sizeof(why_buf),
+                     "seq beyond %" PRIu64 ", the twin's announced head (or last seq) plus one "
+                     "per line since",
+                     s->ceiling);
+            s->cb.on_bad_record(s->cb.userdata, rec.seq, why_buf);
+        }
+        record_clear(&rec);
+        return 0;
+    }
     r = s->cb.on_record(s->cb.userdata, &rec);
-    if (r == 0 && rec.seq != 0)
+    if (r == 0 && rec.seq != 0) {
         set_last_seq(s, rec.seq);
+        s->ceiling = rec.seq > s->head ? rec.seq : s->head;
+    }
     record_clear(&rec);
     /* Blocking in on_record (flow control) is not silence from the twin. */
     s->last_activity = monotonic_now_s();
@@ -354,6 +383,8 @@ int stream_start(const struct stream_config *cfg, const struct stream_callbacks 
         s->cfg.max_line = (size_t)16 * 1024 * 1024;
     s->cb = *cb;
     s->last_seq = cfg->after;
+    s->head = cfg->head;
+    s->ceiling = cfg->after > cfg->head ? cfg->after : cfg->head;
     s->rng = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)s;
     atomic_init(&s->stop, false);
     s->lb = line_buffer_new(s->cfg.max_line);

@@ -2,11 +2,14 @@
  *
  * It connects with ?after=SEQ, splits the body into lines, parses each with record_parse and
  * hands records to on_record in seq order. A record with seq <= the last one delivered is
- * dropped (no duplicate across reconnects). A link with no bytes for heartbeat_timeout_s is
- * dead: it is cut and re-established with exponential backoff and jitter, resuming after the
- * last seq delivered; a partial line is discarded at reconnect. A bad line is reported and
- * skipped; it never stops the stream. A line that could not be parsed for lack of memory is
- * not bad: the connection is cut and the line read again after the reconnect. */
+ * dropped (no duplicate across reconnects). A record whose seq is beyond what the twin can
+ * have logged (the larger of the last seq delivered and the highest head announced, plus one
+ * per line received since: the twin's log has no gaps) is a bad record. A link with no bytes
+ * for heartbeat_timeout_s is dead: it is cut and re-established with exponential backoff and
+ * jitter, resuming after the last seq delivered; a partial line is discarded at reconnect. A
+ * bad line is reported and skipped; it never stops the stream. A line that could not be
+ * parsed for lack of memory is not bad: the connection is cut and the line read again after
+ * the reconnect. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,6 +37,7 @@ struct stream_callbacks {
 struct stream_config {
     struct twin_client *client; /* borrowed; must outlive the stream */
     uint64_t after;             /* resume after this seq */
+    uint64_t head;              /* the twin's head announced before the stream (the snapshot) */
     double heartbeat_timeout_s; /* 0 means 15 */
     double reconnect_max_s;     /* 0 means 5 */
     size_t max_line;            /* 0 means 16 MiB */

@@ -666,7 +666,10 @@ static bool add_entry(struct twinfs *fs, fuse_req_t req, char *buf, size_t size,
 }
 
 /* Entries carry the cookie key + 3 (1 and 2 are "." and ".."); listing from cookie c resumes
- * at the first key >= c - 2, so entries removed meanwhile neither shift nor repeat others. */
+ * at the first key >= c - 2, so entries removed meanwhile neither shift nor repeat others.
+ * Keys are offsets, at most 2^53 - 1 (core refuses larger ones as bad records), or arrival
+ * serials, so key + 3 fits off_t; a key beyond that would wrap the cookie negative and
+ * restart the listing forever, so it ends the listing instead. */
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
     struct twinfs *fs = req_fs(req);
@@ -701,6 +704,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
         for (size_t i = seqlist_next_live(l, seqlist_lower_bound(l, from)); i < l->len;
              i = seqlist_next_live(l, i + 1)) {
             struct node *n = l->v[i].ptr;
+            if (l->v[i].key > (uint64_t)INT64_MAX - 3)
+                break;
             if (!node_shown(n))
                 continue;
             if (!add_entry(fs, req, buf, size, &used, plus, n->name, n, false,

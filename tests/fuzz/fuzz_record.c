@@ -12,6 +12,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_record(const struct record *r)
 {
+    /* every number downstream arithmetic sees is within the protocol's bound */
+    if (r->seq > RECORD_MAX_SEQ || r->head > RECORD_MAX_SEQ || r->offset > RECORD_MAX_SEQ)
+        abort();
     switch (r->kind) {
     case RECORD_EVENT:
         if (!r->name || !record_name_is_safe(r->name) || (!r->data && r->data_len > 0))

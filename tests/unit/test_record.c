@@ -57,14 +57,14 @@ static void test_event(void)
                        "\"data\":\"\",\"unknown_member\":[1,2]}",
                        &r, &err),
                  -EBADMSG); /* seq above INT64_MAX is not a JSON integer jansson holds */
-    CHECK_INT_EQ(parse("{\"seq\":9223372036854775807,\"kind\":\"event\",\"asset\":\"caf\\u00e9\","
-                       "\"offset\":9223372036854775807,\"name\":\"a.b-c_9\",\"version\":-1,"
+    CHECK_INT_EQ(parse("{\"seq\":9007199254740991,\"kind\":\"event\",\"asset\":\"caf\\u00e9\","
+                       "\"offset\":9007199254740991,\"name\":\"a.b-c_9\",\"version\":-1,"
                        "\"data\":\"\",\"unknown_member\":[1,2]}",
                        &r, &err),
                  0);
-    CHECK_INT_EQ(r.seq, 9223372036854775807ULL);
+    CHECK_INT_EQ(r.seq, RECORD_MAX_SEQ);
     CHECK_STR_EQ(r.asset, "caf\xc3\xa9");
-    CHECK_INT_EQ(r.offset, 9223372036854775807ULL);
+    CHECK_INT_EQ(r.offset, RECORD_MAX_SEQ);
     CHECK_INT_EQ(r.version, -1);
     CHECK(r.source == NULL && r.time == NULL && r.systime == NULL);
     CHECK_INT_EQ(r.data_len, 0);
@@ -287,11 +287,50 @@ static void test_out_of_memory(void)
     record_clear(&rec);
 }
 
+/* Seqs, heads and offsets stop at 2^53 - 1: past it they are refused, so no seq + k or
+ * offset + k downstream (readdir cookies, the seq to resume after) can overflow. */
+static void test_number_bounds(void)
+{
+    static const char *const too_big[] = {
+        "9007199254740992",    /* 2^53 */
+        "9223372036854775804", /* 2^63 - 4 */
+        "9223372036854775805", /* 2^63 - 3: its readdir cookie was 2^63 */
+        "9223372036854775807", /* 2^63 - 1 */
+    };
+    char line[512];
+    struct record r;
+    const char *err;
+
+    for (size_t i = 0; i < sizeof(too_big) / sizeof(too_big[0]); i++) {
+        snprintf(line, sizeof(line), "{\"seq\":%s,\"kind\":\"asset_created\",\"asset\":\"A\"}",
+                 too_big[i]);
+        expect_fail(line, -EBADMSG);
+        snprintf(line, sizeof(line),
+                 "{\"seq\":1,\"kind\":\"event\",\"asset\":\"A\",\"offset\":%s,\"name\":\"N\","
+                 "\"version\":1,\"data\":\"\"}",
+                 too_big[i]);
+        expect_fail(line, -EBADMSG);
+        snprintf(line, sizeof(line), "{\"kind\":\"caught_up\",\"head\":%s}", too_big[i]);
+        expect_fail(line, -EBADMSG);
+        snprintf(line, sizeof(line), "{\"kind\":\"heartbeat\",\"head\":%s}", too_big[i]);
+        expect_fail(line, -EBADMSG);
+    }
+    CHECK_INT_EQ(parse("{\"kind\":\"heartbeat\",\"head\":9007199254740991}", &r, &err), 0);
+    CHECK_INT_EQ(r.head, RECORD_MAX_SEQ);
+    record_clear(&r);
+    CHECK_INT_EQ(
+        parse("{\"seq\":9007199254740991,\"kind\":\"asset_deleted\",\"asset\":\"A\"}", &r, &err),
+        0);
+    CHECK_INT_EQ(r.seq, RECORD_MAX_SEQ);
+    record_clear(&r);
+}
+
 int main(void)
 {
     RUN(test_event);
     RUN(test_other_kinds);
     RUN(test_bad);
+    RUN(test_number_bounds);
     RUN(test_names);
     RUN(test_out_of_memory);
     return 0;

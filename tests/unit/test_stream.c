@@ -125,9 +125,29 @@ static void test_out_of_memory_is_not_a_bad_record(void)
         CHECK_INT_EQ(seen.seqs[i], i + 1);
 }
 
+static void test_seq_beyond_the_announced_head_is_a_bad_record(void)
+{
+    /* Each line brings at most one new seq: 1000 at the third line is a lie (refused, and it
+     * hides nothing), 5 stands behind two refused lines, 7 after 5 skips a seq no line stood
+     * for; a heartbeat's head lets the twin's log go on from there. */
+    static const char *const answers[] = {
+        STREAM_HEAD REC(1, "a") REC(2, "b") REC(1000, "x") "not json\n" REC(5, "c")
+            REC(7, "y") "{\"kind\":\"heartbeat\",\"head\":50}\n" REC(50, "d"),
+    };
+    struct seen seen = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    follow(answers, 1, &seen, 4);
+    CHECK_INT_EQ(seen.n, 4);
+    CHECK_INT_EQ(seen.seqs[0], 1);
+    CHECK_INT_EQ(seen.seqs[1], 2);
+    CHECK_INT_EQ(seen.seqs[2], 5);
+    CHECK_INT_EQ(seen.seqs[3], 50);
+    CHECK_INT_EQ(seen.bad, 3);
+}
+
 int main(void)
 {
     RUN(test_reconnect_resumes_without_duplicates);
     RUN(test_out_of_memory_is_not_a_bad_record);
+    RUN(test_seq_beyond_the_announced_head_is_a_bad_record);
     return 0;
 }
