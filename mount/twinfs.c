@@ -2,6 +2,7 @@
  * forks to the background before any thread exists (daemon.c), checks the twin, mounts, runs
  * the session until unmount or a signal, and takes everything down in reverse. */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "options.h"
+#include "tracker.h"
 #include "twinfs.h"
 
 #ifndef TWINFS_VERSION
@@ -241,6 +243,12 @@ static int new_error(const struct mount_options *o, int r)
         return fail(MOUNT_EXIT_USAGE, "%s: bad URL or configuration", o->url);
     case -EBUSY:
         return fail(MOUNT_EXIT_FAILURE, "tracker=%s: in use by another twinfs", o->tracker);
+    case -EPERM: {
+        char why[PATH_MAX + 256];
+        if (tracker_check(o->tracker, why, sizeof(why)) < 0 && why[0])
+            return fail(MOUNT_EXIT_FAILURE, "tracker=%s: refused: %s", o->tracker, why);
+        return fail(MOUNT_EXIT_FAILURE, "tracker=%s: %s", o->tracker, strerror(-r));
+    }
     default:
         return fail(MOUNT_EXIT_FAILURE, "tracker=%s: %s", o->tracker, strerror(-r));
     }
