@@ -177,7 +177,10 @@ static size_t evict_one(struct schema_cache *c)
     struct entry *e = c->lru.lru_prev;
     size_t bytes = e->bytes;
 
-    lru_unlink(e);
+    /* off the tail: the head's lru_prev moves to the one before e */
+    c->lru.lru_prev = e->lru_prev;
+    e->lru_prev->lru_next = &c->lru;
+    e->lru_prev = e->lru_next = NULL;
     unhash(c, e);
     c->n_schemas--;
     c->bytes -= bytes;
@@ -405,8 +408,9 @@ static const struct event_schema *lend(struct schema_cache *c, struct entry *e)
         e->lent_next = c->lent;
         c->lent = e;
     }
-    lru_unlink(e);
-    lru_push_front(c, e);
+    if (e->lru_prev)
+        lru_unlink(e);
+    lru_push_front(c, e); /* the most recently used */
     return e->schema;
 }
 
@@ -442,12 +446,15 @@ int schema_cache_get(struct schema_cache *c, const char *name, int version,
 
     pthread_mutex_lock(&c->lock);
     now = now_ns();
+    if (r == 0)
+        freed = make_room(c, 1, bytes); /* before the lookup: no entry found is evicted */
     e = find(c, name, version);
     if (e && e->schema) {
         /* another thread got there first; its schema may already be handed out */
         *ret = lend(c, e);
         pthread_mutex_unlock(&c->lock);
         event_schema_free(schema);
+        trim(freed);
         return 0;
     }
     if (r < 0 && r != -ENOENT && r != -EINVAL && r != -EFBIG) {
@@ -468,6 +475,7 @@ int schema_cache_get(struct schema_cache *c, const char *name, int version,
             free(e);
             pthread_mutex_unlock(&c->lock);
             event_schema_free(schema);
+            trim(freed);
             return r < 0 ? r : -ENOMEM;
         }
         e->version = version;
@@ -477,14 +485,11 @@ int schema_cache_get(struct schema_cache *c, const char *name, int version,
         c->n_negative++; /* counted as a failure until it holds a schema */
     }
     if (r == 0) {
-        /* never evicts e: it holds no schema yet, so is not in the LRU */
-        freed = make_room(c, 1, bytes);
         e->schema = schema;
         e->bytes = bytes;
         c->n_negative--;
         c->n_schemas++;
         c->bytes += bytes;
-        lru_push_front(c, e);
         *ret = lend(c, e);
     } else {
         e->error = r;

@@ -244,28 +244,45 @@ struct why {
     size_t size;
 };
 
-/* Writes "dir/name: reason" (name may be NULL) into w and returns err. */
-static int refuse(struct why *w, int err, const char *dir, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+/* Writes "dir/name: reason" (name may be NULL) into w. */
+static void explain(struct why *w, const char *dir, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-static int refuse(struct why *w, int err, const char *dir, const char *name, const char *fmt, ...)
+/* explain(w, ...), then err, a negative errno (taken before: explaining leaves errno alone only
+ * by chance). */
+#define REFUSE(w, err, ...)                                                                        \
+    ({                                                                                             \
+        int err_ = (err);                                                                          \
+        explain((w), __VA_ARGS__);                                                                 \
+        err_ < 0 ? err_ : -EIO;                                                                    \
+    })
+
+static void explain(struct why *w, const char *dir, const char *name, const char *fmt, ...)
 {
     va_list ap;
     int n;
 
-    if (!w->buf || w->size == 0)
-        return err;
-    if (!name)
-        n = snprintf(w->buf, w->size, "%s: ", dir);
-    else
-        n = snprintf(w->buf, w->size, "%s%s%s: ", dir,
-                     dir[0] && dir[strlen(dir) - 1] == '/' ? "" : "/", name);
-    if (n < 0 || (size_t)n >= w->size)
-        return err;
     va_start(ap, fmt);
-    vsnprintf(w->buf + n, w->size - (size_t)n, fmt, ap);
+    if (w->buf && w->size > 0) {
+        if (!name)
+            n = snprintf(w->buf, w->size, "%s: ", dir);
+        else
+            n = snprintf(w->buf, w->size, "%s%s%s: ", dir,
+                         dir[0] && dir[strlen(dir) - 1] == '/' ? "" : "/", name);
+        if (n >= 0 && (size_t)n < w->size) {
+            char *at = w->buf + n;
+            size_t room = w->size - (size_t)n;
+            /* clang 14's analyzer misses the va_start above. */
+            vsnprintf(at, room, fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
+        }
+    }
     va_end(ap);
-    return err;
+}
+
+/* -errno of the call that just failed (never 0). */
+static int neg_errno(void)
+{
+    return errno > 0 ? -errno : -EIO;
 }
 
 static bool owner_trusted(uid_t uid)
@@ -276,14 +293,14 @@ static bool owner_trusted(uid_t uid)
 static int check_dir(const struct stat *st, bool journal_dir, const char *shown, struct why *w)
 {
     if (!S_ISDIR(st->st_mode))
-        return refuse(w, -ENOTDIR, shown, NULL, "not a directory");
+        return REFUSE(w, -ENOTDIR, shown, NULL, "not a directory");
     if (!owner_trusted(st->st_uid))
-        return refuse(w, -EPERM, shown, NULL,
+        return REFUSE(w, -EPERM, shown, NULL,
                       "directory owned by uid %u, not by uid %u or root: another user could "
                       "replace the tracker",
                       (unsigned)st->st_uid, (unsigned)geteuid());
     if ((st->st_mode & (S_IWGRP | S_IWOTH)) && (journal_dir || !(st->st_mode & S_ISVTX)))
-        return refuse(w, -EPERM, shown, NULL,
+        return REFUSE(w, -EPERM, shown, NULL,
                       "directory writable by group or others (mode %04o): another user could "
                       "plant files in it (chmod go-w, or choose another tracker=)",
                       (unsigned)(st->st_mode & 07777));
@@ -293,14 +310,14 @@ static int check_dir(const struct stat *st, bool journal_dir, const char *shown,
 static int check_journal(const struct stat *st, const char *dir, const char *base, struct why *w)
 {
     if (S_ISLNK(st->st_mode))
-        return refuse(w, -EPERM, dir, base, "a symbolic link, not the tracker's own file");
+        return REFUSE(w, -EPERM, dir, base, "a symbolic link, not the tracker's own file");
     if (!S_ISREG(st->st_mode))
-        return refuse(w, -EPERM, dir, base, "not a regular file");
+        return REFUSE(w, -EPERM, dir, base, "not a regular file");
     if (st->st_uid != geteuid())
-        return refuse(w, -EPERM, dir, base, "owned by uid %u, not by uid %u: not this user's acks",
+        return REFUSE(w, -EPERM, dir, base, "owned by uid %u, not by uid %u: not this user's acks",
                       (unsigned)st->st_uid, (unsigned)geteuid());
     if (st->st_mode & (S_IWGRP | S_IWOTH))
-        return refuse(w, -EPERM, dir, base,
+        return REFUSE(w, -EPERM, dir, base,
                       "writable by group or others (mode %04o): chmod go-w if the acks in it are "
                       "yours",
                       (unsigned)(st->st_mode & 07777));
@@ -317,7 +334,7 @@ static int split_path(const char *path, char **ret_dir, char **ret_base, struct 
     } else {
         char *cwd = getcwd(NULL, 0);
         if (!cwd)
-            return refuse(w, -errno, path, NULL, "cannot tell the current directory");
+            return REFUSE(w, neg_errno(), path, NULL, "cannot tell the current directory");
         size_t len = strlen(cwd) + 1 + strlen(path) + 1;
         full = malloc(len);
         if (full)
@@ -329,7 +346,7 @@ static int split_path(const char *path, char **ret_dir, char **ret_base, struct 
     slash = strrchr(full, '/');
     if (!slash[1] || strcmp(slash + 1, ".") == 0 || strcmp(slash + 1, "..") == 0) {
         free(full);
-        return refuse(w, -EISDIR, path, NULL, "not a file name");
+        return REFUSE(w, -EISDIR, path, NULL, "not a file name");
     }
     dir = strndup(full, (size_t)(slash - full) + 1);
     base = strdup(slash + 1);
@@ -351,13 +368,13 @@ static int open_root(int *cur, char *shown, size_t shown_size, struct why *w)
     int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
     if (fd < 0)
-        return refuse(w, -errno, "/", NULL, "%s", strerror(errno));
+        return REFUSE(w, neg_errno(), "/", NULL, "%s", strerror(errno));
     if (*cur >= 0)
         close(*cur);
     *cur = fd;
     snprintf(shown, shown_size, "/");
     if (fstat(fd, &st) < 0)
-        return refuse(w, -errno, "/", NULL, "%s", strerror(errno));
+        return REFUSE(w, neg_errno(), "/", NULL, "%s", strerror(errno));
     return check_dir(&st, false, shown, w);
 }
 
@@ -386,7 +403,7 @@ static int open_dir(const char *dir, bool create, int *ret_dirfd, char *shown, s
     char *todo = strdup(dir);
     size_t pos = 0;
     int cur = -1, links = 0, r;
-    struct stat st;
+    struct stat st = {0};
 
     if (!todo)
         return -ENOMEM;
@@ -402,7 +419,7 @@ static int open_dir(const char *dir, bool create, int *ret_dirfd, char *shown, s
             break;
         n = strcspn(todo + pos, "/");
         if (n > NAME_MAX) {
-            r = refuse(w, -ENAMETOOLONG, shown, NULL, "a name on the way is too long");
+            r = REFUSE(w, -ENAMETOOLONG, shown, NULL, "a name on the way is too long");
             break;
         }
         memcpy(comp, todo + pos, n);
@@ -410,9 +427,10 @@ static int open_dir(const char *dir, bool create, int *ret_dirfd, char *shown, s
         pos += n;
         if (strcmp(comp, ".") == 0)
             continue;
-        if (strcmp(comp, "..") != 0 && fstatat(cur, comp, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        bool up = strcmp(comp, "..") == 0; /* to the parent, checked already */
+        if (!up && fstatat(cur, comp, &st, AT_SYMLINK_NOFOLLOW) < 0) {
             if (errno != ENOENT) {
-                r = refuse(w, -errno, shown, comp, "%s", strerror(errno));
+                r = REFUSE(w, neg_errno(), shown, comp, "%s", strerror(errno));
                 break;
             }
             if (!create) {
@@ -421,30 +439,30 @@ static int open_dir(const char *dir, bool create, int *ret_dirfd, char *shown, s
                 break;
             }
             if (mkdirat(cur, comp, 0700) < 0 && errno != EEXIST) {
-                r = refuse(w, -errno, shown, comp, "cannot create the directory: %s",
+                r = REFUSE(w, neg_errno(), shown, comp, "cannot create the directory: %s",
                            strerror(errno));
                 break;
             }
             pos -= n; /* look at what is there now */
             continue;
         }
-        if (strcmp(comp, "..") != 0 && S_ISLNK(st.st_mode)) {
+        if (!up && S_ISLNK(st.st_mode)) {
             char target[PATH_MAX];
             ssize_t k;
 
             if (!owner_trusted(st.st_uid)) {
-                r = refuse(w, -EPERM, shown, comp,
+                r = REFUSE(w, -EPERM, shown, comp,
                            "symbolic link owned by uid %u, not by uid %u or root",
                            (unsigned)st.st_uid, (unsigned)geteuid());
                 break;
             }
             if (++links > MAX_LINKS) {
-                r = refuse(w, -ELOOP, shown, comp, "too many symbolic links");
+                r = REFUSE(w, -ELOOP, shown, comp, "too many symbolic links");
                 break;
             }
             k = readlinkat(cur, comp, target, sizeof(target));
             if (k < 0 || (size_t)k >= sizeof(target)) {
-                r = refuse(w, k < 0 ? -errno : -ENAMETOOLONG, shown, comp,
+                r = REFUSE(w, k < 0 ? neg_errno() : -ENAMETOOLONG, shown, comp,
                            "cannot read the symbolic link");
                 break;
             }
@@ -457,12 +475,12 @@ static int open_dir(const char *dir, bool create, int *ret_dirfd, char *shown, s
         }
         fd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) {
-            r = refuse(w, -errno, shown, comp, "%s", strerror(errno));
+            r = REFUSE(w, neg_errno(), shown, comp, "%s", strerror(errno));
             break;
         }
         close(cur);
         cur = fd;
-        if (strcmp(comp, "..") == 0) {
+        if (up) {
             char *last = strrchr(shown, '/');
             if (last)
                 last[last == shown ? 1 : 0] = '\0';
@@ -471,18 +489,18 @@ static int open_dir(const char *dir, bool create, int *ret_dirfd, char *shown, s
             int m = snprintf(shown + used, shown_size - used, "%s%s",
                              shown[used - 1] == '/' ? "" : "/", comp);
             if (m < 0 || (size_t)m >= shown_size - used) {
-                r = refuse(w, -ENAMETOOLONG, dir, NULL, "path too long");
+                r = REFUSE(w, -ENAMETOOLONG, dir, NULL, "path too long");
                 break;
             }
         }
         if (fstat(cur, &st) < 0)
-            r = refuse(w, -errno, shown, NULL, "%s", strerror(errno));
+            r = REFUSE(w, neg_errno(), shown, NULL, "%s", strerror(errno));
         else
             r = check_dir(&st, false, shown, w);
     }
     if (r == 0 && cur >= 0) {
         if (fstat(cur, &st) < 0)
-            r = refuse(w, -errno, shown, NULL, "%s", strerror(errno));
+            r = REFUSE(w, neg_errno(), shown, NULL, "%s", strerror(errno));
         else
             r = check_dir(&st, true, shown, w);
     }
@@ -515,7 +533,7 @@ int tracker_check(const char *path, char *why, size_t why_size)
         if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0)
             r = check_journal(&st, shown, base, &w);
         else if (errno != ENOENT)
-            r = refuse(&w, -errno, shown, base, "%s", strerror(errno));
+            r = REFUSE(&w, neg_errno(), shown, base, "%s", strerror(errno));
         close(dirfd);
     }
     free(dir);
