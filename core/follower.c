@@ -304,18 +304,18 @@ static bool wait_unless_stopping(struct follower *f, int ms)
 /* How long a schema whose fetch failed even when tried again is not retried. */
 #define SCHEMA_RETRY_OFF_S 30.0
 
-/* The event's schema. A fetch that failed quickly for another reason than "no such schema" or
- * "not a schema" (a 503, the twin restarting) is tried again after 0.1, 0.4, 1 and 2 s: a blip
- * would otherwise deliver the event without its data for good (data_b64 and an error). Not a
- * timeout (trying again would multiply a wait that was long already), and not for 30 s after
- * the same schema failed all its tries: a schema store that stays broken must not stall the
- * stream for seconds per event. */
+/* The event's schema, given back with schema_cache_put. A fetch that failed quickly for another
+ * reason than "no such schema", "not a schema" or "too large" (a 503, the twin restarting) is
+ * tried again after 0.1, 0.4, 1 and 2 s: a blip would otherwise deliver the event without its
+ * data for good (data_b64 and an error). Not a timeout (trying again would multiply a wait that
+ * was long already), and not for 30 s after the same schema failed all its tries: a schema
+ * store that stays broken must not stall the stream for seconds per event. */
 static int get_schema(struct follower *f, const char *name, int version,
                       const struct event_schema **ret)
 {
     static const int retry_ms[] = {100, 400, 1000, 2000};
     int r = schema_cache_get(f->schemas, name, version, ret);
-    if (r == 0 || r == -ENOENT || r == -EINVAL || r == -ETIMEDOUT)
+    if (r == 0 || r == -ENOENT || r == -EINVAL || r == -EFBIG || r == -ETIMEDOUT)
         return r;
     char key[RECORD_MAX_NAME + 16];
     snprintf(key, sizeof(key), "%s/%d", name, version);
@@ -326,7 +326,7 @@ static int get_schema(struct follower *f, const char *name, int version,
         if (wait_unless_stopping(f, retry_ms[i]))
             return r;
         r = schema_cache_get(f->schemas, name, version, ret);
-        if (r == 0 || r == -ENOENT || r == -EINVAL || r == -ETIMEDOUT)
+        if (r == 0 || r == -ENOENT || r == -EINVAL || r == -EFBIG || r == -ETIMEDOUT)
             break;
     }
     if (r == 0) {
@@ -403,12 +403,15 @@ static int prepare_event(struct follower *f, const struct record *rec, struct pr
         p->why = "data is not valid base64";
     } else if ((r = get_schema(f, rec->name, rec->version, &schema)) == 0) {
         r = event_schema_decode_limited(schema, rec->data, rec->data_len, &lim, &p->data, &p->why);
+        schema_cache_put(f->schemas, schema);
         if (r < 0 && !p->why)
             p->why = "bad data";
     } else if (r == -ENOENT) {
         p->why = "unknown schema";
     } else if (r == -EINVAL) {
         p->why = "bad schema";
+    } else if (r == -EFBIG) {
+        p->why = "schema too large";
     } else {
         snprintf(p->why_buf, sizeof(p->why_buf), "schema fetch failed: %s", strerror(-r));
         p->why = p->why_buf;

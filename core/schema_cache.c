@@ -1,8 +1,17 @@
-/* schema_cache: event schemas by (name, version), from a local directory or the twin. */
+/* schema_cache: event schemas by (name, version), from a local directory or the twin.
+ *
+ * What a parsed schema holds is measured, not guessed from its text (the same text size parses
+ * to 6x to 35x as much, depending on its shape): avro-c allocates through a hook that counts,
+ * per thread, the bytes and blocks it holds, so the difference across one event_schema_parse
+ * is that schema's share. Schemas are kept in least-recently-used order within a byte and a
+ * count bound; one that alone exceeds the byte bound is refused, like text over
+ * MAX_SCHEMA_BYTES. A schema handed out stays valid until given back (a refcount), even if
+ * it is evicted meanwhile: then it goes at the last schema_cache_put. */
 #include "schema_cache.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -13,21 +22,35 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include <avro.h>
+
 #include "event_schema.h"
 #include "record.h"
 
-#define NBUCKETS         1024
-#define MAX_SCHEMAS      4096 /* parsed schemas kept: each stays until schema_cache_free */
-#define MAX_NEGATIVE     4096 /* remembered failures; they expire */
-#define NEGATIVE_TTL_NS  (5ULL * 1000 * 1000 * 1000)
-#define MAX_SCHEMA_BYTES ((off_t)4 * 1024 * 1024)
+#define NBUCKETS        1024
+#define MAX_NEGATIVE    4096 /* remembered failures; they expire */
+#define NEGATIVE_TTL_NS (5ULL * 1000 * 1000 * 1000)
+/* Schema text, local or fetched. Parsing holds up to about 35x the text (unions of arrays,
+ * measured), so this also bounds the memory one parse takes before its size is known. */
+#define MAX_SCHEMA_BYTES ((size_t)1024 * 1024)
+/* Freeing this much gives the memory back to the system at once (malloc_trim): a schema is
+ * many small blocks that would otherwise stay in malloc's free lists, in the RSS. */
+#define TRIM_BYTES     ((size_t)1024 * 1024)
+#define BLOCK_OVERHEAD 16 /* what malloc adds to each block, on top of its size */
+/* What a cached schema holds besides avro-c's part: the entry, its name, struct event_schema. */
+#define ENTRY_OVERHEAD 256
 
 struct entry {
-    struct entry *next;
+    struct entry *next;                /* hash chain */
+    struct entry *lent_next;           /* in the list of schemas handed out (refs > 0) */
+    struct entry *lru_prev, *lru_next; /* schemas only: most recently used first */
     char *name;
     int version;
     struct event_schema *schema; /* NULL for a remembered failure */
-    int error;                   /* -ENOENT or -EINVAL when schema is NULL */
+    size_t bytes;                /* what the schema holds, measured at its parse */
+    unsigned refs;               /* handed out by schema_cache_get, not yet given back */
+    bool evicted;                /* out of the table: freed at the last schema_cache_put */
+    int error;                   /* -ENOENT, -EINVAL or -EFBIG when schema is NULL */
     uint64_t expires_ns;         /* for failures */
 };
 
@@ -36,10 +59,56 @@ struct schema_cache {
     schema_fetch_fn fetch;
     void *userdata;
     pthread_mutex_t lock;
-    size_t n_schemas;
+    size_t max_bytes, max_schemas;
+    size_t n_schemas;     /* in the table */
+    size_t bytes;         /* their bytes */
+    size_t evicted_bytes; /* of evicted schemas still handed out */
     size_t n_negative;
+    struct entry lru;   /* the list head: lru.lru_next is the most recently used */
+    struct entry *lent; /* schemas handed out (chained by lent_next): few, one a thread */
     struct entry *buckets[NBUCKETS];
 };
+
+/* ---- measuring what avro-c holds ---- */
+
+static _Thread_local int64_t held_bytes;  /* this thread's avro-c allocations, net */
+static _Thread_local int64_t held_blocks; /* and the number of blocks */
+
+static void *counting_allocator(void *userdata, void *ptr, size_t osize, size_t nsize)
+{
+    (void)userdata;
+    if (nsize == 0) {
+        if (ptr) {
+            held_bytes -= (int64_t)osize;
+            held_blocks--;
+        }
+        free(ptr);
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (p) {
+        held_bytes += (int64_t)nsize - (ptr ? (int64_t)osize : 0);
+        if (!ptr)
+            held_blocks++;
+    }
+    return p;
+}
+
+static pthread_once_t allocator_once = PTHREAD_ONCE_INIT;
+
+/* Blocks avro-c allocated before the hook are freed through it too: it frees them as the
+ * default allocator would (realloc and free), so only the counts are off, by what was
+ * allocated before, and only for the thread that frees them. */
+static void install_allocator(void)
+{
+    avro_set_allocator(counting_allocator, NULL);
+}
+
+/* What this thread's avro-c allocations hold now, malloc's overhead included. */
+static int64_t avro_held(void)
+{
+    return held_bytes + held_blocks * BLOCK_OVERHEAD;
+}
 
 static uint64_t now_ns(void)
 {
@@ -72,6 +141,74 @@ static void entry_free(struct entry *e)
     event_schema_free(e->schema);
     free(e->name);
     free(e);
+}
+
+static void lru_unlink(struct entry *e)
+{
+    e->lru_prev->lru_next = e->lru_next;
+    e->lru_next->lru_prev = e->lru_prev;
+    e->lru_prev = e->lru_next = NULL;
+}
+
+static void lru_push_front(struct schema_cache *c, struct entry *e)
+{
+    e->lru_prev = &c->lru;
+    e->lru_next = c->lru.lru_next;
+    c->lru.lru_next->lru_prev = e;
+    c->lru.lru_next = e;
+}
+
+/* Takes e out of the hash table. */
+static void unhash(struct schema_cache *c, struct entry *e)
+{
+    for (struct entry **pp = &c->buckets[bucket_of(e->name, e->version)]; *pp; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            e->next = NULL;
+            return;
+        }
+    }
+}
+
+/* Drops the least recently used schema: freed now, or at its last schema_cache_put. Returns
+ * the bytes freed now. */
+static size_t evict_one(struct schema_cache *c)
+{
+    struct entry *e = c->lru.lru_prev;
+    size_t bytes = e->bytes;
+
+    /* off the tail: the head's lru_prev moves to the one before e */
+    c->lru.lru_prev = e->lru_prev;
+    e->lru_prev->lru_next = &c->lru;
+    e->lru_prev = e->lru_next = NULL;
+    unhash(c, e);
+    c->n_schemas--;
+    c->bytes -= bytes;
+    if (e->refs == 0) {
+        entry_free(e);
+        return bytes;
+    }
+    e->evicted = true; /* still in the list of schemas handed out */
+    c->evicted_bytes += bytes;
+    return 0;
+}
+
+/* Makes room in the bounds for n more schemas holding bytes. Returns the bytes freed. */
+static size_t make_room(struct schema_cache *c, size_t n, size_t bytes)
+{
+    size_t freed = 0;
+
+    while (c->n_schemas > 0 &&
+           (c->n_schemas + n > c->max_schemas || c->bytes + bytes > c->max_bytes))
+        freed += evict_one(c);
+    return freed;
+}
+
+/* After freeing `freed` bytes of schemas (lock not held). */
+static void trim(size_t freed)
+{
+    if (freed >= TRIM_BYTES)
+        (void)malloc_trim(0);
 }
 
 /* Drops expired failures (called when their table is full). */
@@ -108,15 +245,47 @@ int schema_cache_new(const char *schema_dir, schema_fetch_fn fetch, void *userda
     }
     c->fetch = fetch;
     c->userdata = userdata;
+    c->max_bytes = SCHEMA_CACHE_DEFAULT_BYTES;
+    c->max_schemas = SCHEMA_CACHE_DEFAULT_COUNT;
+    c->lru.lru_next = c->lru.lru_prev = &c->lru;
     pthread_mutex_init(&c->lock, NULL);
+    pthread_once(&allocator_once, install_allocator);
     *ret = c;
     return 0;
+}
+
+void schema_cache_set_limits(struct schema_cache *c, size_t max_bytes, size_t max_schemas)
+{
+    pthread_mutex_lock(&c->lock);
+    c->max_bytes = max_bytes ? max_bytes : SCHEMA_CACHE_DEFAULT_BYTES;
+    c->max_schemas = max_schemas ? max_schemas : SCHEMA_CACHE_DEFAULT_COUNT;
+    size_t freed = make_room(c, 0, 0);
+    pthread_mutex_unlock(&c->lock);
+    trim(freed);
+}
+
+void schema_cache_usage(struct schema_cache *c, size_t *ret_bytes, size_t *ret_schemas)
+{
+    pthread_mutex_lock(&c->lock);
+    if (ret_bytes)
+        *ret_bytes = c->bytes + c->evicted_bytes;
+    if (ret_schemas)
+        *ret_schemas = c->n_schemas;
+    pthread_mutex_unlock(&c->lock);
 }
 
 void schema_cache_free(struct schema_cache *c)
 {
     if (!c)
         return;
+    /* Evicted schemas still handed out (the caller should have given them back); the others
+     * are in the table. */
+    while (c->lent) {
+        struct entry *e = c->lent;
+        c->lent = e->lent_next;
+        if (e->evicted)
+            entry_free(e);
+    }
     for (size_t b = 0; b < NBUCKETS; b++) {
         struct entry *e = c->buckets[b];
         while (e) {
@@ -150,8 +319,12 @@ static int read_local(const char *dir, const char *name, int version, char **ret
         r = -errno;
         goto out;
     }
-    if (!S_ISREG(st.st_mode) || st.st_size > MAX_SCHEMA_BYTES) {
+    if (!S_ISREG(st.st_mode)) {
         r = -EINVAL;
+        goto out;
+    }
+    if ((uint64_t)st.st_size > MAX_SCHEMA_BYTES) {
+        r = -EFBIG;
         goto out;
     }
     text = malloc((size_t)st.st_size + 1);
@@ -181,11 +354,14 @@ out:
 }
 
 /* Loads and parses the schema without the lock held (a fetch may take a while). Returns 0
- * with *ret, -ENOENT / -EINVAL (remembered for a while), or another error (not remembered). */
-static int load(struct schema_cache *c, const char *name, int version, struct event_schema **ret)
+ * with *ret and *ret_bytes (what it holds), -ENOENT / -EINVAL / -EFBIG (remembered for a
+ * while), or another error (not remembered). */
+static int load(struct schema_cache *c, const char *name, int version, struct event_schema **ret,
+                size_t *ret_bytes)
 {
     char *text = NULL;
-    size_t len = 0;
+    size_t len = 0, max_bytes;
+    int64_t before;
     int r = -ENOENT;
 
     if (c->dir) {
@@ -202,9 +378,40 @@ static int load(struct schema_cache *c, const char *name, int version, struct ev
         if (!text)
             return -EPROTO;
     }
+    if (len > MAX_SCHEMA_BYTES) {
+        free(text);
+        return -EFBIG;
+    }
+    before = avro_held();
     r = event_schema_parse(text, len, ret, NULL);
     free(text);
-    return r == -ENOMEM ? -ENOMEM : (r < 0 ? -EINVAL : 0);
+    if (r < 0)
+        return r == -ENOMEM ? -ENOMEM : -EINVAL;
+    int64_t held = avro_held() - before;
+    *ret_bytes = (held > 0 ? (size_t)held : 0) + ENTRY_OVERHEAD;
+    pthread_mutex_lock(&c->lock);
+    max_bytes = c->max_bytes;
+    pthread_mutex_unlock(&c->lock);
+    if (*ret_bytes > max_bytes) {
+        event_schema_free(*ret);
+        *ret = NULL;
+        trim(*ret_bytes);
+        return -EFBIG;
+    }
+    return 0;
+}
+
+/* Hands out e's schema. Lock held. */
+static const struct event_schema *lend(struct schema_cache *c, struct entry *e)
+{
+    if (e->refs++ == 0) {
+        e->lent_next = c->lent;
+        c->lent = e;
+    }
+    if (e->lru_prev)
+        lru_unlink(e);
+    lru_push_front(c, e); /* the most recently used */
+    return e->schema;
 }
 
 int schema_cache_get(struct schema_cache *c, const char *name, int version,
@@ -212,6 +419,7 @@ int schema_cache_get(struct schema_cache *c, const char *name, int version,
 {
     struct event_schema *schema = NULL;
     struct entry *e;
+    size_t bytes = 0, freed = 0;
     uint64_t now;
     int r;
 
@@ -223,7 +431,7 @@ int schema_cache_get(struct schema_cache *c, const char *name, int version,
     now = now_ns();
     e = find(c, name, version);
     if (e && e->schema) {
-        *ret = e->schema;
+        *ret = lend(c, e);
         pthread_mutex_unlock(&c->lock);
         return 0;
     }
@@ -234,26 +442,24 @@ int schema_cache_get(struct schema_cache *c, const char *name, int version,
     }
     pthread_mutex_unlock(&c->lock);
 
-    r = load(c, name, version, &schema);
+    r = load(c, name, version, &schema, &bytes);
 
     pthread_mutex_lock(&c->lock);
     now = now_ns();
+    if (r == 0)
+        freed = make_room(c, 1, bytes); /* before the lookup: no entry found is evicted */
     e = find(c, name, version);
     if (e && e->schema) {
-        /* another thread got there first; its schema may already be borrowed */
-        *ret = e->schema;
+        /* another thread got there first; its schema may already be handed out */
+        *ret = lend(c, e);
         pthread_mutex_unlock(&c->lock);
         event_schema_free(schema);
+        trim(freed);
         return 0;
     }
-    if (r < 0 && r != -ENOENT && r != -EINVAL) {
+    if (r < 0 && r != -ENOENT && r != -EINVAL && r != -EFBIG) {
         pthread_mutex_unlock(&c->lock);
         return r; /* transient (network, memory): try again next time */
-    }
-    if (r == 0 && c->n_schemas >= MAX_SCHEMAS) {
-        pthread_mutex_unlock(&c->lock);
-        event_schema_free(schema);
-        return -ENOSPC;
     }
     if (!e) {
         if (r < 0 && c->n_negative >= MAX_NEGATIVE)
@@ -269,6 +475,7 @@ int schema_cache_get(struct schema_cache *c, const char *name, int version,
             free(e);
             pthread_mutex_unlock(&c->lock);
             event_schema_free(schema);
+            trim(freed);
             return r < 0 ? r : -ENOMEM;
         }
         e->version = version;
@@ -279,13 +486,42 @@ int schema_cache_get(struct schema_cache *c, const char *name, int version,
     }
     if (r == 0) {
         e->schema = schema;
+        e->bytes = bytes;
         c->n_negative--;
         c->n_schemas++;
-        *ret = schema;
+        c->bytes += bytes;
+        *ret = lend(c, e);
     } else {
         e->error = r;
         e->expires_ns = now + NEGATIVE_TTL_NS;
     }
     pthread_mutex_unlock(&c->lock);
+    trim(freed);
     return r;
+}
+
+void schema_cache_put(struct schema_cache *c, const struct event_schema *schema)
+{
+    size_t freed = 0;
+
+    if (!c || !schema)
+        return;
+    pthread_mutex_lock(&c->lock);
+    for (struct entry **pp = &c->lent; *pp; pp = &(*pp)->lent_next) {
+        struct entry *e = *pp;
+        if (e->schema != schema)
+            continue;
+        if (--e->refs == 0) {
+            *pp = e->lent_next;
+            e->lent_next = NULL;
+            if (e->evicted) {
+                c->evicted_bytes -= e->bytes;
+                freed = e->bytes;
+                entry_free(e);
+            }
+        }
+        break;
+    }
+    pthread_mutex_unlock(&c->lock);
+    trim(freed);
 }

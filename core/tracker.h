@@ -5,8 +5,14 @@
  * tracker_ack writes its line with write(2) before it returns, so the ack survives a kill -9
  * of the process at any later moment. A torn last line (power loss mid-write) is ignored on
  * open; a lost ack only means the event is shown again (at-least-once). The journal is
- * compacted (rewritten to a temporary file, fsync'd, renamed) when it grows. Not thread-safe:
- * the caller serializes. */
+ * compacted (rewritten to a new temporary file, fsync'd, renamed) when it grows. Not
+ * thread-safe: the caller serializes.
+ *
+ * The journal must be out of other users' reach (ssh's StrictModes): each directory from / to
+ * the journal's is owned by this process's user or root and not writable by group or others
+ * unless sticky; the journal's own directory is not writable by group or others at all; a
+ * symlink on the way is owned by the user or root; the journal is a regular file (never a
+ * symlink) owned by the user and not writable by group or others. */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
@@ -14,9 +20,15 @@
 
 struct tracker;
 
-/* Opens or creates the journal at path (parent directories are created, mode 0700). Takes an
- * exclusive lock on it: a second tracker on the same path gets -EBUSY. Returns 0 or -errno. */
+/* Opens or creates the journal at path (missing directories are created, mode 0700). Takes an
+ * exclusive lock on it: a second tracker on the same path gets -EBUSY. A path that breaks the
+ * rules above gets -EPERM (tracker_check says why). Returns 0 or -errno. */
 int tracker_open(const char *path, struct tracker **ret);
+
+/* Checks path against the rules above without creating anything. Returns 0 (also when the
+ * journal or some directories do not exist yet), or -EPERM (or the errno of the step that
+ * failed) with why set to "PATH: reason" naming the offending file or directory. */
+int tracker_check(const char *path, char *why, size_t why_size);
 
 /* Closes, after tracker_flush. Accepts NULL. */
 void tracker_close(struct tracker *t);

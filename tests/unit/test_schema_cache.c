@@ -1,5 +1,6 @@
 /* test_schema_cache: local directory over fetch, one fetch per schema, negative caching. */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -206,12 +207,175 @@ static void test_threads(void)
     schema_cache_free(c);
 }
 
+/* ---- the bounds ---- */
+
+#define BIG_FIELDS 2000 /* a record of this many unions parses to about 5 MB */
+
+struct big_fetcher {
+    int calls;
+    int fields; /* of each schema */
+};
+
+/* "Big" version v: a record of fields unions, each field named after v (distinct schemas). */
+static int fetch_big(void *u, const char *name, int version, char **ret_text, size_t *ret_len)
+{
+    struct big_fetcher *f = u;
+    size_t cap = (size_t)f->fields * 100 + 100, used = 0;
+    char *text;
+
+    f->calls++;
+    if (strcmp(name, "Huge") == 0) { /* text over 1 MiB */
+        size_t len = (size_t)1024 * 1024 + 1;
+        text = malloc(len + 1);
+        CHECK(text != NULL);
+        memset(text, ' ', len);
+        memcpy(text, "\"int\"", 5);
+        text[len] = '\0';
+        *ret_text = text;
+        *ret_len = len;
+        return 0;
+    }
+    if (strcmp(name, "Big") != 0)
+        return -ENOENT;
+    text = malloc(cap);
+    CHECK(text != NULL);
+    used +=
+        (size_t)snprintf(text, cap, "{\"type\":\"record\",\"name\":\"R%d\",\"fields\":[", version);
+    for (int i = 0; i < f->fields; i++)
+        used += (size_t)snprintf(text + used, cap - used,
+                                 "%s{\"name\":\"v%d_%d\",\"type\":[\"null\",\"string\","
+                                 "{\"type\":\"array\",\"items\":\"long\"}]}",
+                                 i ? "," : "", version, i);
+    used += (size_t)snprintf(text + used, cap - used, "]}");
+    CHECK(used < cap);
+    *ret_text = text;
+    *ret_len = used;
+    return 0;
+}
+
+/* Decodes an all-null value of a Big schema and checks it has every field. */
+static void decode_big(const struct event_schema *s, int fields)
+{
+    unsigned char *zeros = calloc((size_t)fields, 1);
+    json_t *j = NULL;
+    CHECK(zeros != NULL);
+    CHECK_INT_EQ(event_schema_decode(s, zeros, (size_t)fields, &j, NULL), 0);
+    CHECK_INT_EQ(json_object_size(j), fields);
+    json_decref(j);
+    free(zeros);
+}
+
+/* Heap in use, or 0 where malloc is not glibc's (valgrind, ASan). */
+static size_t heap_used(void)
+{
+    struct mallinfo2 m = mallinfo2();
+    return m.uordblks + m.hblkhd;
+}
+
+static void test_bounded_by_bytes(void)
+{
+    struct big_fetcher f = {.fields = BIG_FIELDS};
+    struct schema_cache *c = NULL;
+    const struct event_schema *s = NULL, *held1 = NULL;
+    const size_t bound = (size_t)16 * 1024 * 1024;
+    size_t bytes = 0, n = 0, heap0, heap1;
+
+    CHECK_INT_EQ(schema_cache_new(NULL, fetch_big, &f, &c), 0);
+    schema_cache_set_limits(c, bound, 0);
+    heap0 = heap_used();
+    for (int v = 1; v <= 12; v++) {
+        CHECK_INT_EQ(schema_cache_get(c, "Big", v, &s), 0);
+        decode_big(s, BIG_FIELDS);
+        schema_cache_put(c, s);
+    }
+    CHECK_INT_EQ(f.calls, 12);
+    heap1 = heap_used();
+    fprintf(stderr, "   heap grew by %zu bytes for 12 schemas\n", heap1 - heap0);
+    if (heap0 > 0) /* 12 schemas of about 5 MB: the cache keeps what fits 16 MiB */
+        CHECK(heap1 - heap0 < bound + bound / 4);
+    schema_cache_usage(c, &bytes, &n);
+    fprintf(stderr, "   cache holds %zu schemas, %zu bytes\n", n, bytes);
+    CHECK(bytes <= bound);
+    CHECK(n >= 2 && n < 12);
+    CHECK(bytes > (bound / 2)); /* measured, not a guess of a few bytes per schema */
+
+    /* the most recent ones are there; an evicted one is fetched again when needed */
+    CHECK_INT_EQ(schema_cache_get(c, "Big", 12, &s), 0);
+    schema_cache_put(c, s);
+    CHECK_INT_EQ(f.calls, 12);
+    CHECK_INT_EQ(schema_cache_get(c, "Big", 1, &s), 0);
+    CHECK_INT_EQ(f.calls, 13);
+    decode_big(s, BIG_FIELDS);
+    schema_cache_put(c, s);
+
+    /* least recently used goes first: touching 12 keeps it while 1 came later */
+    CHECK_INT_EQ(schema_cache_get(c, "Big", 12, &s), 0);
+    schema_cache_put(c, s);
+    for (int v = 20; v < 20 + (int)n - 1; v++) {
+        CHECK_INT_EQ(schema_cache_get(c, "Big", v, &s), 0);
+        schema_cache_put(c, s);
+    }
+    int calls = f.calls;
+    CHECK_INT_EQ(schema_cache_get(c, "Big", 12, &s), 0);
+    schema_cache_put(c, s);
+    CHECK_INT_EQ(f.calls, calls);
+    CHECK_INT_EQ(schema_cache_get(c, "Big", 1, &s), 0); /* evicted before 12 */
+    schema_cache_put(c, s);
+    CHECK_INT_EQ(f.calls, calls + 1);
+
+    /* a schema handed out stays valid when evicted, and goes when given back */
+    CHECK_INT_EQ(schema_cache_get(c, "Big", 100, &held1), 0);
+    for (int v = 101; v <= 110; v++) {
+        CHECK_INT_EQ(schema_cache_get(c, "Big", v, &s), 0);
+        schema_cache_put(c, s);
+    }
+    decode_big(held1, BIG_FIELDS); /* freed memory here would be a crash under ASan */
+    schema_cache_usage(c, &bytes, &n);
+    CHECK(bytes <= bound + bound / 2); /* the cache's share and the one handed out */
+    size_t with_held = bytes;
+    schema_cache_put(c, held1);
+    schema_cache_usage(c, &bytes, &n);
+    CHECK(bytes < with_held);
+    CHECK(bytes <= bound);
+    CHECK_INT_EQ(schema_cache_get(c, "Big", 100, &s), 0); /* fetched again */
+    schema_cache_put(c, s);
+
+    /* by count too */
+    schema_cache_set_limits(c, bound, 2);
+    schema_cache_usage(c, &bytes, &n);
+    CHECK_INT_EQ(n, 2);
+    schema_cache_free(c);
+}
+
+static void test_too_large(void)
+{
+    struct big_fetcher f = {.fields = BIG_FIELDS};
+    struct schema_cache *c = NULL;
+    const struct event_schema *s = NULL;
+    size_t bytes = 1, n = 1;
+
+    CHECK_INT_EQ(schema_cache_new(NULL, fetch_big, &f, &c), 0);
+    /* one schema that alone holds more than the bound: refused, and remembered */
+    schema_cache_set_limits(c, (size_t)1024 * 1024, 0);
+    CHECK_INT_EQ(schema_cache_get(c, "Big", 1, &s), -EFBIG);
+    CHECK_INT_EQ(schema_cache_get(c, "Big", 1, &s), -EFBIG);
+    CHECK_INT_EQ(f.calls, 1);
+    schema_cache_usage(c, &bytes, &n);
+    CHECK_INT_EQ(bytes, 0);
+    CHECK_INT_EQ(n, 0);
+    /* a text over 1 MiB is not even parsed */
+    CHECK_INT_EQ(schema_cache_get(c, "Huge", 1, &s), -EFBIG);
+    schema_cache_free(c);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/test_schema_cache.XXXXXX");
     CHECK(mkdtemp(dir) != NULL);
     RUN(test_no_dir_no_fetch);
     RUN(test_threads);
+    RUN(test_bounded_by_bytes);
+    RUN(test_too_large);
     RUN(test_dir_and_fetch);
     {
         char cmd[128];

@@ -1,4 +1,5 @@
 /* test_tracker: the durable ack journal, including a kill -9 in the middle of acking. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -506,6 +507,211 @@ static void rm_rf(const char *p)
     CHECK(system(cmd) == 0);
 }
 
+/* Writes text to a new file at p (mode 0600). */
+static void write_new(const char *p, const char *text)
+{
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0);
+    CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+}
+
+static void check_content(const char *p, const char *text)
+{
+    char buf[256];
+    int fd = open(p, O_RDONLY);
+    CHECK(fd >= 0);
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    CHECK(n >= 0);
+    buf[n] = '\0';
+    CHECK_STR_EQ(buf, text);
+}
+
+/* Files named like a compaction's temporary file of path in its directory. */
+static int count_tmp_files(void)
+{
+    char d[256], prefix[300];
+    const char *slash = strrchr(path, '/');
+    struct dirent *e;
+    int n = 0;
+
+    snprintf(d, sizeof(d), "%.*s", (int)(slash - path), path);
+    snprintf(prefix, sizeof(prefix), "%s.tmp-", slash + 1);
+    DIR *dd = opendir(d);
+    CHECK(dd != NULL);
+    while ((e = readdir(dd)) != NULL)
+        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    closedir(dd);
+    return n;
+}
+
+/* tracker_open refuses p with -EPERM, and tracker_check says why: "<what>: <reason...>". */
+static void refused(const char *p, const char *what, const char *reason)
+{
+    struct tracker *t = NULL;
+    char why[512], head[512];
+
+    CHECK_INT_EQ(tracker_open(p, &t), -EPERM);
+    CHECK(t == NULL);
+    CHECK_INT_EQ(tracker_check(p, why, sizeof(why)), -EPERM);
+    snprintf(head, sizeof(head), "%s: ", what);
+    if (strncmp(why, head, strlen(head)) != 0 || !strstr(why, reason)) {
+        fprintf(stderr, "why: \"%s\", expected \"%s%s...\"\n", why, head, reason);
+        exit(1);
+    }
+}
+
+/* A symlink planted at the compaction's old temporary name: compaction neither truncates nor
+ * writes through it, and the journal stays a file of its own. */
+static void test_compaction_does_not_follow_links(void)
+{
+    char victim[300], tmp[300];
+    struct tracker *t;
+    struct stat st;
+
+    set_path("planted");
+    snprintf(victim, sizeof(victim), "%s/victim", dir);
+    write_new(victim, "precious\n");
+    t = open_ok();
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    CHECK(symlink(victim, tmp) == 0);
+    for (uint64_t s = 1; s <= 100; s += 2)
+        CHECK_INT_EQ(tracker_ack(t, s), 0);
+    CHECK_INT_EQ(tracker_compact(t), 0);
+    CHECK_INT_EQ(tracker_ack(t, 1000), 0);
+    tracker_close(t);
+    check_content(victim, "precious\n");
+    CHECK_INT_EQ(count_tmp_files(), 0); /* the compaction's own file went by its rename */
+    CHECK(lstat(path, &st) == 0);
+    CHECK(S_ISREG(st.st_mode));
+    t = open_ok();
+    CHECK(tracker_is_acked(t, 99));
+    CHECK(!tracker_is_acked(t, 98));
+    CHECK(tracker_is_acked(t, 1000));
+    tracker_close(t);
+    check_content(victim, "precious\n");
+    unlink(tmp);
+    unlink(victim);
+
+    /* a compaction cut short by a crash leaves its file; the next open removes it, and
+     * nothing else of the directory's */
+    char stale[320], other[320];
+    snprintf(stale, sizeof(stale), "%s.tmp-0123456789abcdef", path);
+    snprintf(other, sizeof(other), "%s.tmp-keep", path);
+    write_new(stale, "junk\n");
+    write_new(other, "keep\n");
+    t = open_ok();
+    CHECK(access(stale, F_OK) != 0);
+    check_content(other, "keep\n");
+    CHECK(tracker_is_acked(t, 1000));
+    tracker_close(t);
+    unlink(other);
+}
+
+/* A journal that is a symlink, owned by another user or writable by others is not ours. */
+static void test_foreign_journal_refused(void)
+{
+    char real[300];
+    struct tracker *t;
+
+    /* a journal of someone's, linked from where ours would be */
+    set_path("real");
+    snprintf(real, sizeof(real), "%s", path);
+    t = open_ok();
+    CHECK_INT_EQ(tracker_ack(t, 5), 0);
+    tracker_close(t);
+    set_path("linked");
+    CHECK(symlink(real, path) == 0);
+    refused(path, path, "a symbolic link");
+    CHECK(unlink(path) == 0);
+
+    /* another user's journal */
+    set_path("foreign");
+    t = open_ok();
+    CHECK_INT_EQ(tracker_ack(t, 5), 0);
+    tracker_close(t);
+    CHECK(chown(path, 65534, 65534) == 0);
+    refused(path, path, "owned by uid 65534, not by uid 0");
+    CHECK(chown(path, 0, 0) == 0);
+    t = open_ok();
+    CHECK(tracker_is_acked(t, 5));
+    tracker_close(t);
+
+    /* ours, but anyone could have written it */
+    CHECK(chmod(path, 0622) == 0);
+    refused(path, path, "writable by group or others (mode 0622)");
+    CHECK(chmod(path, 0600) == 0);
+
+    /* not a file */
+    set_path("fifo");
+    CHECK(mkfifo(path, 0600) == 0);
+    refused(path, path, "not a regular file");
+    CHECK(unlink(path) == 0);
+}
+
+/* The directories on the way: owned by us or root; not writable by group or others unless
+ * sticky, and the journal's own directory not even then. */
+static void test_insecure_directories_refused(void)
+{
+    char d[300], p[400], link[300];
+    struct tracker *t = NULL;
+    struct stat st;
+
+    snprintf(d, sizeof(d), "%s/gw", dir);
+    CHECK(mkdir(d, 0700) == 0);
+    snprintf(p, sizeof(p), "%s/tracker", d);
+    CHECK(chmod(d, 0770) == 0);
+    refused(p, d, "directory writable by group or others (mode 0770)");
+    CHECK(chmod(d, 0777) == 0);
+    refused(p, d, "directory writable by group or others (mode 0777)");
+    CHECK(chmod(d, 01777) == 0); /* sticky: others still create names in it */
+    refused(p, d, "directory writable by group or others (mode 1777)");
+    CHECK(access(p, F_OK) != 0); /* nothing created on the way to a refusal */
+
+    /* a sticky ancestor is fine (like /tmp); a writable one is not */
+    snprintf(p, sizeof(p), "%s/sub/deeper/tracker", d);
+    CHECK_INT_EQ(tracker_open(p, &t), 0);
+    tracker_close(t);
+    snprintf(p, sizeof(p), "%s/sub", d);
+    CHECK(stat(p, &st) == 0);
+    CHECK_INT_EQ(st.st_mode & 07777, 0700); /* made by the tracker */
+    snprintf(p, sizeof(p), "%s/sub/deeper/tracker", d);
+    CHECK(chmod(d, 0777) == 0);
+    refused(p, d, "directory writable by group or others (mode 0777)");
+    CHECK(chmod(d, 0755) == 0);
+
+    /* an ancestor owned by another user */
+    CHECK(chown(d, 65534, 65534) == 0);
+    refused(p, d, "directory owned by uid 65534");
+    CHECK(chown(d, 0, 0) == 0);
+    CHECK_INT_EQ(tracker_open(p, &t), 0);
+    tracker_close(t);
+
+    /* a symlink on the way is followed when it and its directory are trusted, and the
+     * directories it leads to are checked too */
+    snprintf(link, sizeof(link), "%s/link", dir);
+    CHECK(symlink("gw/sub", link) == 0);
+    snprintf(p, sizeof(p), "%s/link/deeper/tracker", dir);
+    CHECK_INT_EQ(tracker_open(p, &t), 0);
+    CHECK(tracker_is_acked(t, 0));
+    tracker_close(t);
+    CHECK(chmod(d, 0777) == 0);
+    refused(p, d, "directory writable");
+    CHECK(chmod(d, 0755) == 0);
+    /* relative paths and ".." resolve like any other */
+    char cwd[256];
+    CHECK(getcwd(cwd, sizeof(cwd)) != NULL);
+    CHECK(chdir(d) == 0);
+    CHECK_INT_EQ(tracker_open("../gw/sub/./deeper/tracker", &t), 0);
+    CHECK(tracker_is_acked(t, 0));
+    tracker_close(t);
+    CHECK(chdir(cwd) == 0);
+    CHECK(lchown(link, 65534, 65534) == 0);
+    refused(p, link, "symbolic link owned by uid 65534");
+    CHECK(unlink(link) == 0);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/test_tracker.XXXXXX");
@@ -520,6 +726,9 @@ int main(void)
     RUN(test_short_write);
     RUN(test_kill9);
     RUN(test_many);
+    RUN(test_compaction_does_not_follow_links);
+    RUN(test_foreign_journal_refused);
+    RUN(test_insecure_directories_refused);
     rm_rf(dir);
     return 0;
 }
