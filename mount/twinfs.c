@@ -177,7 +177,8 @@ static int add_default_fuse_options(struct mount_options *o)
 }
 
 /* Lets fuse_session_new judge the FUSE options now, on a copy and without mounting, so a typo
- * fails before the fork and before the twin is contacted. */
+ * fails before the fork and before the twin is contacted. auto_unmount is refused as root: its
+ * fusermount3 watches the daemon and unmounts by path, as root. */
 static int check_fuse_options(const struct mount_options *o)
 {
     static const struct fuse_lowlevel_ops no_ops;
@@ -185,6 +186,10 @@ static int check_fuse_options(const struct mount_options *o)
     struct fuse_session *se;
     const char *why;
 
+    if (geteuid() == 0 && args_mention(&o->fuse_args, "auto_unmount"))
+        return fail(MOUNT_EXIT_USAGE, "auto_unmount: refused as root (it unmounts by path, "
+                                      "which another user can swap); twinfs unmounts its own "
+                                      "mount at SIGTERM, SIGINT and SIGHUP");
     for (int i = 0; i < o->fuse_args.argc; i++) {
         if (fuse_opt_add_arg(&copy, o->fuse_args.argv[i]) < 0) {
             fuse_opt_free_args(&copy);
@@ -547,13 +552,6 @@ int main(int argc, char **argv)
     status = check_fuse_options(&o);
     if (status != 0)
         goto out;
-    if (geteuid() == 0 && args_mention(&o.fuse_args, "auto_unmount")) {
-        /* fusermount3 would watch the daemon and unmount by path, as root. */
-        status = fail(MOUNT_EXIT_USAGE, "auto_unmount: refused as root (it unmounts by path, "
-                                        "which another user can swap); twinfs unmounts its own "
-                                        "mount at SIGTERM, SIGINT and SIGHUP");
-        goto out;
-    }
 
     if (!o.foreground) {
         r = daemon_detach();
