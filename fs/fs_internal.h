@@ -82,6 +82,7 @@ struct twinfs {
     struct mount_ref root; /* the mount, as made (twinfs_attach); its descriptor is borrowed */
     struct mat_batch *mat_batch; /* the calls being gathered for it (materializer.c) */
     double mat_restarted_at;     /* when a dead caller was last replaced (monotonic s) */
+    bool mat_mount_lost;         /* the caller found no mount of ours (materializer thread) */
     atomic_ullong materialized;
     atomic_ullong materialize_errors;
 

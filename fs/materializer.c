@@ -171,9 +171,32 @@ static void show_without_event(struct twinfs *fs, uint64_t ino, const char *path
         }
     }
     pthread_mutex_unlock(&fs->tree.lock);
-    if (!stopping)
+    if (!stopping && err != ESTALE) /* ESTALE: said once, by mount_lost */
         fs_log(fs, LOG_WARNING, "materializer: %s: %s (shown without inotify event)", path,
                strerror(err));
+}
+
+/* The caller found no mount of ours on the covered directory: unmounted, or moved by a rename
+ * made in another mount namespace (mount_ref.h). Every later call would fail the same way, so
+ * the session ends as if unmounted: said once, and a stop signal to ourselves, which the
+ * session loop takes like the owner's SIGTERM (the unmount then finds the mount wherever it
+ * is). This thread blocks every signal; once the loop has ended, the serving thread blocks the
+ * stop signals too, so a late one stays pending. */
+static void mount_lost(struct twinfs *fs)
+{
+    if (fs->mat_mount_lost)
+        return;
+    fs->mat_mount_lost = true;
+    pthread_mutex_lock(&fs->tree.lock);
+    bool stopping = fs->mq_stop;
+    pthread_mutex_unlock(&fs->tree.lock);
+    if (stopping)
+        return;
+    fs_log(fs, LOG_WARNING,
+           "materializer: the mount is no longer on %s (unmounted, or moved from another mount "
+           "namespace): ending the session",
+           fs->mountpoint);
+    kill(getpid(), SIGTERM);
 }
 
 /* The calls go to the caller in batches: one message holds up to BATCH_MAX calls, each an
@@ -473,6 +496,10 @@ static void batch_flush(struct twinfs *fs, struct mat_batch *b)
     bool again = batch_call(fs, b, errs) != 0 && caller_restart(fs) == 0;
     if (again)
         batch_call(fs, b, errs);
+    for (size_t i = 0; i < b->count; i++) {
+        if (errs[i] == ESTALE)
+            mount_lost(fs);
+    }
     for (size_t i = 0; i < b->count; i++) {
         const char *path = b->msg + b->path_at[i];
         if (again && errs[i] == EEXIST)

@@ -7,17 +7,17 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <syslog.h>
-#include <spawn.h>
-#include <sys/mount.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <fuse_lowlevel.h>
+#include <linux/capability.h>
 
 #include "daemon.h"
 #include "log.h"
@@ -178,7 +178,8 @@ static int add_default_fuse_options(struct mount_options *o)
 }
 
 /* Lets fuse_session_new judge the FUSE options now, on a copy and without mounting, so a typo
- * fails before the fork and before the twin is contacted. */
+ * fails before the fork and before the twin is contacted. auto_unmount is refused as root: its
+ * fusermount3 watches the daemon and unmounts by path, as root. */
 static int check_fuse_options(const struct mount_options *o)
 {
     static const struct fuse_lowlevel_ops no_ops;
@@ -186,6 +187,10 @@ static int check_fuse_options(const struct mount_options *o)
     struct fuse_session *se;
     const char *why;
 
+    if (geteuid() == 0 && args_mention(&o->fuse_args, "auto_unmount"))
+        return fail(MOUNT_EXIT_USAGE, "auto_unmount: refused as root (it unmounts by path, "
+                                      "which another user can swap); twinfs unmounts its own "
+                                      "mount at SIGTERM, SIGINT and SIGHUP");
     for (int i = 0; i < o->fuse_args.argc; i++) {
         if (fuse_opt_add_arg(&copy, o->fuse_args.argv[i]) < 0) {
             fuse_opt_free_args(&copy);
@@ -288,96 +293,113 @@ static void raise_fd_limit(const struct mount_options *o)
                 o->max_t2_open, (unsigned long long)need, (unsigned long long)rl.rlim_cur);
 }
 
-/* Where fuse_session_mount mounts. As root, libfuse calls mount(2) itself: on
+/* Whether this process may call mount(2) itself: CAP_SYS_ADMIN in its effective set. Then
+ * libfuse mounts directly; without it libfuse runs fusermount3. */
+static bool may_mount(void)
+{
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+
+    if (syscall(SYS_capget, &hdr, data) < 0)
+        return geteuid() == 0;
+    return data[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective & CAP_TO_MASK(CAP_SYS_ADMIN);
+}
+
+/* Where fuse_session_mount mounts. With the capability, libfuse calls mount(2) itself: on
  * /proc/self/fd/N of the opened mount point, so that the mount covers the directory that was
- * opened and checked, even if a directory on the path is swapped meanwhile. fusermount3 (not
- * root, or auto_unmount) runs in a process of its own, without our descriptors, and gets the
- * path; mount_ref_note then refuses a mount that did not land on the opened directory. */
+ * opened and checked, even if a directory on the path is swapped meanwhile. fusermount3 (no
+ * capability, or auto_unmount) runs in a process of its own, where /proc/self/fd/N means
+ * nothing, and gets the path; mount_ref_note then refuses a mount that did not land on the
+ * opened directory. */
 static const char *mount_target(const struct mount_options *o, const struct mount_ref *mref,
                                 char *buf, size_t size)
 {
-    if (geteuid() != 0 || args_mention(&o->fuse_args, "auto_unmount"))
+    if (!may_mount() || args_mention(&o->fuse_args, "auto_unmount"))
         return o->mountpoint;
     return mount_ref_covered_path(mref, buf, size);
 }
 
-/* Leaves fuse_session_unmount nothing to unmount by path: it polls the session's descriptor
- * first and returns without a umount when that reports POLLERR (for it, the mount is gone
- * already). A pipe's write end without a reader does; dup3 closes /dev/fuse in the same step,
- * which ends the connection as libfuse's own close would. */
-static void session_hang_up(struct fuse_session *se)
+/* Leaves fuse_session_unmount nothing to unmount by path: libfuse's fuse_kern_unmount (3.x,
+ * checked in 3.14) polls the session's descriptor first and returns without a umount when that
+ * reports POLLERR (for it, the mount is gone already). A pipe's write end without a reader
+ * does; dup3 closes /dev/fuse in the same step, which ends the connection as libfuse's own
+ * close would. Returns 0, or -errno when the descriptor is still /dev/fuse. */
+static int session_hang_up(struct fuse_session *se)
 {
     int fd = fuse_session_fd(se);
-    int p[2];
+    int p[2], r = 0;
 
-    if (fd < 0 || pipe2(p, O_CLOEXEC) < 0)
-        return;
+    if (fd < 0)
+        return 0;
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
     close(p[0]);
     if (dup3(p[1], fd, O_CLOEXEC) < 0)
-        log_msg(LOG_WARNING, "unmount: cannot close the FUSE session: %s", strerror(errno));
+        r = -errno;
     close(p[1]);
+    return r;
 }
 
-/* fusermount3 -u -z on the path where the mount is now (its root's, read from /proc). */
-static int fusermount_unmount(int root)
+/* Ends the session without any unmount by path: hung up, fuse_session_unmount finds nothing to
+ * do; not hung up, it is not called, and fuse_session_destroy closes /dev/fuse. */
+static void session_close(struct fuse_session *se)
 {
-    static const char *const prog = "fusermount3";
-    char link[32], now[PATH_MAX];
-    pid_t pid;
-    int status;
+    int r = session_hang_up(se);
 
-    snprintf(link, sizeof(link), "/proc/self/fd/%d", root);
-    ssize_t n = readlink(link, now, sizeof(now) - 1);
-    if (n < 0)
-        return -errno;
-    now[n] = '\0';
-    char *const argv[] = {(char *)prog, "-u", "-q", "-z", "--", now, NULL};
-    int r = posix_spawnp(&pid, prog, NULL, NULL, argv, environ);
-    if (r)
-        return -r;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return -errno;
-    }
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EPERM;
+    if (r < 0)
+        log_msg(LOG_WARNING, "unmount: cannot hang up the FUSE session: %s", strerror(-r));
+    else
+        fuse_session_unmount(se);
 }
 
-/* Unmounts the mount made for se, and nothing else. libfuse's fuse_session_unmount works by
- * path: as root it calls umount2(path, MNT_DETACH), which unmounts whatever the path leads to
- * now; fusermount3 -u finds the path in /proc/self/mountinfo, checks that the mount there is
- * the user's FUSE mount and unmounts it with UMOUNT_NOFOLLOW, but still goes by name. Another
- * user who owns a directory on the path can move the mount away and mount or plant something
- * at the old path. So the mount is reached through the directory it covers, checked against
- * the id recorded when it was made (mount_ref), and detached through its root: umount2 on
- * /proc/self/fd/N of that root is that mount, wherever it is. Lazily, as libfuse does: a
- * consumer with a file open on it keeps it up until it lets go. Not root, fusermount3 gets the
- * path the mount has now. libfuse is then left only to close the session. */
+/* Unmounts the mount made for se, and nothing else: libfuse's fuse_session_unmount works by
+ * path (as root umount2(path, MNT_DETACH), which unmounts whatever the path leads to now), so
+ * the mount is reached through the directory it covers and checked against the id recorded
+ * when it was made (mount_ref_unmount). A mount already unmounted is left alone. */
 static void unmount_own(struct fuse_session *se, const struct mount_ref *mref)
 {
-    int root = mount_ref_open_root(mref);
-    int r = 0;
+    int r = mount_ref_unmount(mref);
 
-    if (root >= 0) {
-        char path[32];
-        snprintf(path, sizeof(path), "/proc/self/fd/%d", root);
-        if (geteuid() == 0)
-            r = umount2(path, MNT_DETACH) < 0 ? -errno : 0;
-        else
-            r = fusermount_unmount(root);
-        close(root);
-    } else if (root != -ESTALE) {
-        r = root; /* -ESTALE: unmounted already (fusermount3 -u): nothing to do */
-    }
-    if (r < 0)
+    if (r < 0 && r != -ENOENT)
         log_msg(LOG_ERR, "unmount: %s", strerror(-r));
-    session_hang_up(se);
-    fuse_session_unmount(se);
+    session_close(se);
 }
 
-/* Runs from the check of the twin to the unmount; returns the exit status. */
-static int serve(struct mount_options *o)
+/* Mounts se on the opened mount point and records the mount in mref. Returns the exit status;
+ * on failure nothing is left mounted by us, except a mount that did not land on the opened
+ * directory (only an attack during a fusermount3 mount does that), which is left dead rather
+ * than unmounted by path. */
+static int mount_session(const struct mount_options *o, struct fuse_session *se,
+                         struct mount_ref *mref)
 {
-    struct twinfs_options topt = {
+    char target[32];
+    int r = mount_ref_open(mref, o->mountpoint);
+
+    if (r == -ENOSYS)
+        return fail(MOUNT_EXIT_FAILURE,
+                    "%s: mountpoint: this kernel cannot tell mounts apart "
+                    "(statx mount ids): twinfs needs Linux 5.8 or later",
+                    o->mountpoint);
+    if (r < 0)
+        return fail(MOUNT_EXIT_FAILURE, "%s: mountpoint: %s", o->mountpoint,
+                    r == -ESTALE ? "moved while mounting" : strerror(-r));
+    if (fuse_session_mount(se, mount_target(o, mref, target, sizeof(target))) < 0)
+        return fail(MOUNT_EXIT_FAILURE, "%s: mountpoint: cannot mount (see the log)",
+                    o->mountpoint);
+    r = mount_ref_note(mref);
+    if (r < 0) {
+        session_close(se);
+        return fail(MOUNT_EXIT_FAILURE, "%s: mountpoint: %s", o->mountpoint,
+                    r == -ENOENT ? "moved while mounting (the mount is left dead where it "
+                                   "landed)"
+                                 : strerror(-r));
+    }
+    return MOUNT_EXIT_OK;
+}
+
+static void twinfs_options_of(const struct mount_options *o, struct twinfs_options *ret)
+{
+    *ret = (struct twinfs_options){
         .follower =
             {
                 .url = o->url,
@@ -397,10 +419,15 @@ static int serve(struct mount_options *o)
         .materialize_delay_ms = o->materialize_delay_ms,
         .max_t2_open = o->max_t2_open,
     };
+}
+
+/* Runs from the check of the twin to the unmount; returns the exit status. */
+static int serve(struct mount_options *o)
+{
+    struct twinfs_options topt;
     struct twinfs *fs = NULL;
     struct fuse_session *se;
-    struct mount_ref mref = {.covered_fd = -1};
-    char target[32];
+    struct mount_ref mref = {.covered_fd = -1, .parent_fd = -1};
     sigset_t stop_signals;
     int status = MOUNT_EXIT_OK, r;
 
@@ -412,6 +439,7 @@ static int serve(struct mount_options *o)
     sigaddset(&stop_signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
+    twinfs_options_of(o, &topt);
     r = twinfs_new(&topt, log_hook, &fs);
     if (r < 0)
         return new_error(o, r);
@@ -430,24 +458,9 @@ static int serve(struct mount_options *o)
         status = fail(MOUNT_EXIT_FAILURE, "cannot install signal handlers");
         goto fail_session;
     }
-    r = mount_ref_open(&mref, o->mountpoint);
-    if (r < 0) {
-        status = fail(MOUNT_EXIT_FAILURE, "%s: mountpoint: %s", o->mountpoint,
-                      r == -ESTALE ? "moved while mounting" : strerror(-r));
+    status = mount_session(o, se, &mref);
+    if (status != MOUNT_EXIT_OK)
         goto fail_signals;
-    }
-    if (fuse_session_mount(se, mount_target(o, &mref, target, sizeof(target))) < 0) {
-        status =
-            fail(MOUNT_EXIT_FAILURE, "%s: mountpoint: cannot mount (see the log)", o->mountpoint);
-        goto fail_signals;
-    }
-    r = mount_ref_note(&mref);
-    if (r < 0) {
-        status = fail(MOUNT_EXIT_FAILURE, "%s: mountpoint: %s", o->mountpoint,
-                      r == -ENOENT ? "moved while mounting" : strerror(-r));
-        fuse_session_unmount(se);
-        goto fail_signals;
-    }
 
     /* Before the report: once a daemon's parent returns, the mount is complete, the caller
      * process included (a script that counts twinfs processes sees the daemon alone). */
