@@ -28,23 +28,8 @@ ninja -C "$build" >/dev/null
 buildtype=$(meson introspect --buildoptions "$build" |
   /usr/bin/python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"] == "buildtype"][0])')
 
-# The helpers come from meson (tests/bench/meson.build) when tests/meson.build has
-# subdir('bench'); otherwise they are compiled here with the same flags.
+# The C helpers (minfs, consume) are built by ninja above, from tests/bench/meson.build.
 helpers=$build/tests/bench
-if [ ! -x "$helpers/minfs" ] || [ ! -x "$helpers/consume" ]; then
-  helpers=$build/bench-helpers
-  mkdir -p "$helpers"
-  flags=(-O2 -Wall -Wextra -Werror -D_GNU_SOURCE -DFUSE_USE_VERSION=314)
-  read -r -a fuse_cflags <<<"$(pkg-config --cflags fuse3)"
-  read -r -a fuse_libs <<<"$(pkg-config --libs fuse3)"
-  if [ tests/bench/minfs.c -nt "$helpers/minfs" ]; then
-    cc "${flags[@]}" "${fuse_cflags[@]}" -o "$helpers/minfs" tests/bench/minfs.c \
-      "${fuse_libs[@]}" -lpthread
-  fi
-  if [ tests/bench/consume.c -nt "$helpers/consume" ]; then
-    cc "${flags[@]}" -o "$helpers/consume" tests/bench/consume.c
-  fi
-fi
 if [ -z "$out" ]; then
   if [ ${#quick[@]} -gt 0 ]; then out=$build/performance-quick.md; else out=docs/performance.md; fi
 fi
