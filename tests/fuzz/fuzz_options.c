@@ -1,6 +1,6 @@
-/* libFuzzer target for mount/options.c: the input is a config file, then (after the first NUL)
- * NUL-separated command-line arguments. Asserts that nothing crashes or leaks and that a
- * failure always comes with a one-line message. */
+/* libFuzzer target for the option parser (mount/options.c and its files): the input is a config
+ * file, then (after the first NUL) NUL-separated command-line arguments. Asserts that nothing
+ * crashes or leaks and that a failure always comes with a one-line message. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>

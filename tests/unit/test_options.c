@@ -1,4 +1,5 @@
-/* Unit test of mount/options.c: the command line, the config file, precedence, validation,
+/* Unit test of the option parser (mount/options.c and the files that share
+ * options_internal.h): the command line, the config file, precedence, validation, the twin URL,
  * the default tracker path and the token. */
 #include <errno.h>
 #include <fcntl.h>
