@@ -8,90 +8,139 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <curl/curl.h>
 
 #include "options_internal.h"
 
-/* The pieces of a twin URL that name the tracker file. */
+/* A twin URL as libcurl, which connects to it, reads it: the host (an IPv6 address in
+ * brackets) and the port, the scheme's when the URL gives none. */
 struct url_parts {
     char host[256];
     unsigned port;
 };
 
-static int parse_url(const char *url, struct url_parts *ret, char *err, size_t errlen)
+/* The rules on the URL's text that curl's parser does not apply: a bounded length, printable
+ * ASCII without spaces, the scheme written out, no query or fragment (a '?' or '#' anywhere is
+ * one, even an empty one), and neither the host nor the port left empty (curl takes
+ * "http:///h" as host h and "http://h:" as the scheme's port). */
+static int check_text(const char *url, char *err, size_t errlen)
 {
-    const char *p, *auth_end, *host_end, *port_start = NULL;
-    size_t host_len;
+    const char *auth;
+    size_t auth_len;
 
     if (strlen(url) > MOUNT_MAX_URL_BYTES)
         return options_fail(err, errlen, -EINVAL, "URL is longer than %d bytes",
                             MOUNT_MAX_URL_BYTES);
-    for (p = url; *p; p++) {
-        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+    for (const char *c = url; *c; c++) {
+        if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f)
             return options_fail(err, errlen, -EINVAL, "%s: bad URL: a space or control character",
                                 url);
     }
-    if (strncasecmp(url, "http://", 7) == 0) {
-        p = url + 7;
-        ret->port = 80;
-    } else if (strncasecmp(url, "https://", 8) == 0) {
-        p = url + 8;
-        ret->port = 443;
-    } else {
+    if (strncasecmp(url, "http://", 7) == 0)
+        auth = url + 7;
+    else if (strncasecmp(url, "https://", 8) == 0)
+        auth = url + 8;
+    else
         return options_fail(err, errlen, -EINVAL,
                             "%s: bad URL: must start with http:// or https://", url);
-    }
-    auth_end = p + strcspn(p, "/?#");
-    if (*auth_end == '?' || *auth_end == '#' || strpbrk(auth_end, "?#"))
+    if (strpbrk(url, "?#"))
         return options_fail(err, errlen, -EINVAL,
                             "%s: bad URL: a twin URL has no query or fragment", url);
-    if (memchr(p, '@', (size_t)(auth_end - p)))
+    auth_len = strcspn(auth, "/");
+    if (auth_len == 0)
+        return options_fail(err, errlen, -EINVAL, "%s: bad URL: no host", url);
+    if (auth[auth_len - 1] == ':')
+        return options_fail(err, errlen, -EINVAL, "%s: bad URL: empty port", url);
+    return 0;
+}
+
+/* The message for a URL that curl refuses. */
+static int parse_error(CURLUcode rc, const char *url, char *err, size_t errlen)
+{
+    switch (rc) {
+    case CURLUE_OUT_OF_MEMORY:
+        return options_fail(err, errlen, -ENOMEM, "%s: out of memory", url);
+    case CURLUE_NO_HOST:
+        return options_fail(err, errlen, -EINVAL, "%s: bad URL: no host", url);
+    case CURLUE_BAD_PORT_NUMBER:
+        return options_fail(err, errlen, -EINVAL, "%s: bad URL: bad port: the port must be 1-65535",
+                            url);
+    case CURLUE_BAD_IPV6:
+        return options_fail(err, errlen, -EINVAL,
+                            "%s: bad URL: unclosed [ or not an IPv6 address in [...]", url);
+    case CURLUE_BAD_HOSTNAME:
+        return options_fail(err, errlen, -EINVAL, "%s: bad URL: bad character in host", url);
+    default:
+        return options_fail(err, errlen, -EINVAL, "%s: bad URL: %s", url, curl_url_strerror(rc));
+    }
+}
+
+/* A host name is letters, digits, '.', '-' and '_'; curl checked an IPv6 address already. */
+static bool host_name_ok(const char *host)
+{
+    if (host[0] == '[')
+        return true;
+    for (const char *c = host; *c; c++) {
+        if (!isalnum((unsigned char)*c) && *c != '.' && *c != '-' && *c != '_')
+            return false;
+    }
+    return true;
+}
+
+/* Takes the host and the port out of the parsed u, and refuses credentials in the URL. */
+static int take_parts(CURLU *u, const char *url, struct url_parts *ret, char *err, size_t errlen)
+{
+    char *part = NULL;
+    unsigned long port;
+    int r = 0;
+
+    if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PASSWORD, &part, 0) == CURLUE_OK) {
+        curl_free(part);
         return options_fail(err, errlen, -EINVAL,
                             "%s: bad URL: no user:password@ in the URL (use token_file=)", url);
-    if (*p == '[') {
-        host_end = memchr(p, ']', (size_t)(auth_end - p));
-        if (!host_end)
-            return options_fail(err, errlen, -EINVAL, "%s: bad URL: unclosed [", url);
-        host_end++;
-        if (host_end < auth_end) {
-            if (*host_end != ':')
-                return options_fail(err, errlen, -EINVAL, "%s: bad URL: junk after ]", url);
-            port_start = host_end + 1;
-        }
-    } else {
-        host_end = memchr(p, ':', (size_t)(auth_end - p));
-        if (host_end)
-            port_start = host_end + 1;
-        else
-            host_end = auth_end;
-        for (const char *c = p; c < host_end; c++) {
-            if (!isalnum((unsigned char)*c) && *c != '.' && *c != '-' && *c != '_')
-                return options_fail(err, errlen, -EINVAL, "%s: bad URL: bad character in host",
-                                    url);
-        }
     }
-    host_len = (size_t)(host_end - p);
-    if (host_len == 0)
-        return options_fail(err, errlen, -EINVAL, "%s: bad URL: no host", url);
-    if (host_len >= sizeof(ret->host))
-        return options_fail(err, errlen, -EINVAL, "%s: bad URL: host name too long", url);
-    memcpy(ret->host, p, host_len);
-    ret->host[host_len] = '\0';
-    if (port_start) {
-        unsigned long v = 0;
-        const char *c;
-
-        if (port_start == auth_end)
-            return options_fail(err, errlen, -EINVAL, "%s: bad URL: empty port", url);
-        for (c = port_start; c < auth_end; c++) {
-            if (!isdigit((unsigned char)*c) || v > 65535)
-                return options_fail(err, errlen, -EINVAL, "%s: bad URL: bad port", url);
-            v = v * 10 + (unsigned long)(*c - '0');
-        }
-        if (v < 1 || v > 65535)
-            return options_fail(err, errlen, -EINVAL, "%s: bad URL: port must be 1-65535", url);
-        ret->port = (unsigned)v;
-    }
+    if (curl_url_get(u, CURLUPART_HOST, &part, 0) != CURLUE_OK || part[0] == '\0')
+        r = options_fail(err, errlen, -EINVAL, "%s: bad URL: no host", url);
+    else if (!host_name_ok(part))
+        r = options_fail(err, errlen, -EINVAL, "%s: bad URL: bad character in host", url);
+    else if (strlen(part) >= sizeof(ret->host))
+        r = options_fail(err, errlen, -EINVAL, "%s: bad URL: host name too long", url);
+    else
+        snprintf(ret->host, sizeof(ret->host), "%s", part);
+    curl_free(part);
+    part = NULL;
+    if (r < 0)
+        return r;
+    if (curl_url_get(u, CURLUPART_PORT, &part, CURLU_DEFAULT_PORT) != CURLUE_OK)
+        return options_fail(err, errlen, -EINVAL, "%s: bad URL: bad port", url);
+    port = strtoul(part, NULL, 10);
+    curl_free(part);
+    if (port < 1 || port > 65535)
+        return parse_error(CURLUE_BAD_PORT_NUMBER, url, err, errlen);
+    ret->port = (unsigned)port;
     return 0;
+}
+
+/* The one parser of a twin URL: the text rules above, then libcurl's parser. */
+static int parse_url(const char *url, struct url_parts *ret, char *err, size_t errlen)
+{
+    CURLUcode rc;
+    CURLU *u;
+    int r = check_text(url, err, errlen);
+
+    if (r < 0)
+        return r;
+    u = curl_url();
+    if (!u)
+        return options_fail(err, errlen, -ENOMEM, "%s: out of memory", url);
+    rc = curl_url_set(u, CURLUPART_URL, url, 0);
+    if (rc != CURLUE_OK)
+        r = parse_error(rc, url, err, errlen);
+    else
+        r = take_parts(u, url, ret, err, errlen);
+    curl_url_cleanup(u);
+    return r;
 }
 
 /* True for a host that names this machine's loopback: localhost, 127.0.0.0/8, [::1]. */
