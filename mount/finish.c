@@ -10,32 +10,6 @@
 
 #include "options_internal.h"
 
-/* mkdir -p for the directory part of path, private to the user. */
-static int make_parent_dirs(const char *path)
-{
-    char buf[PATH_MAX];
-    char *slash;
-    int n = snprintf(buf, sizeof(buf), "%s", path);
-
-    if (n < 0 || (size_t)n >= sizeof(buf))
-        return -ENAMETOOLONG;
-    slash = strrchr(buf, '/');
-    if (!slash || slash == buf)
-        return 0;
-    *slash = '\0';
-    for (char *c = buf + 1; *c; c++) {
-        if (*c != '/')
-            continue;
-        *c = '\0';
-        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-            return -errno;
-        *c = '/';
-    }
-    if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
 /* Replaces *slot by its realpath; the file must exist. */
 static int make_real(char **slot, const char *key, bool want_dir, char *err, size_t errlen)
 {
@@ -136,10 +110,6 @@ int mount_options_finish(struct mount_options *o, char *err, size_t errlen)
         if (!o->tracker)
             return options_fail(err, errlen, -EINVAL,
                                 "no tracker path: set tracker=FILE, or HOME or XDG_STATE_HOME");
-        r = make_parent_dirs(o->tracker);
-        if (r < 0)
-            return options_fail(err, errlen, r, "tracker=%s: cannot create its directory: %s",
-                                o->tracker, strerror(-r));
     }
     r = options_read_token(o, err, errlen);
     if (r == 0 && o->token)
