@@ -60,6 +60,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             !(o.entry_timeout_s > 0))
             abort();
     }
+    /* The URL goes through libcurl's parser: a refused one names no tracker file. */
+    if (o.url) {
+        char *tracker;
+
+        err[0] = '\0';
+        r = mount_check_url(o.url, err, sizeof(err));
+        check_message(r, err);
+        tracker = mount_default_tracker_path(o.url);
+        if (r < 0 && tracker)
+            abort();
+        free(tracker);
+    }
     mount_options_free(&o);
     free(args);
     return 0;
