@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,52 +12,50 @@
 
 #include "options_internal.h"
 
-/* One bit per key in set_mask; t2 and no_t2 share one because they set the same thing. */
-enum key_id {
-    KEY_TOKEN_FILE,
-    KEY_CACERT,
-    KEY_TRACKER,
-    KEY_SCHEMAS,
-    KEY_T2,
-    KEY_NO_T2,
-    KEY_T2_TIMEOUT,
-    KEY_MAX_PENDING,
-    KEY_MAX_PENDING_MB,
-    KEY_START,
-    KEY_MATERIALIZE_DELAY,
-    KEY_ENTRY_TIMEOUT,
-    KEY_MAX_T2_OPEN,
-    KEY_CONFIG,
-};
-
-struct key_def {
-    const char *name;
-    enum key_id id;
-    unsigned bit;
-};
-
-static const struct key_def keys[] = {
-    {"token_file", KEY_TOKEN_FILE, 1u << 0},
-    {"cacert", KEY_CACERT, 1u << 1},
-    {"tracker", KEY_TRACKER, 1u << 2},
-    {"schemas", KEY_SCHEMAS, 1u << 3},
-    {"t2", KEY_T2, 1u << 4},
-    {"no_t2", KEY_NO_T2, 1u << 4},
-    {"t2_timeout", KEY_T2_TIMEOUT, 1u << 5},
-    {"max_pending", KEY_MAX_PENDING, 1u << 6},
-    {"start", KEY_START, 1u << 7},
-    {"materialize_delay", KEY_MATERIALIZE_DELAY, 1u << 8},
-    {"entry_timeout", KEY_ENTRY_TIMEOUT, 1u << 9},
-    {"max_t2_open", KEY_MAX_T2_OPEN, 1u << 10},
-    {"config", KEY_CONFIG, 1u << 11},
-    {"max_pending_mb", KEY_MAX_PENDING_MB, 1u << 12},
-};
-
 #define MAX_PENDING_LIMIT       10000000u
 #define MAX_PENDING_MB_LIMIT    1048576u /* 1 TiB */
 #define MATERIALIZE_DELAY_LIMIT 60000u
 #define MAX_T2_OPEN_LIMIT       4096u
 #define SECONDS_LIMIT           (7.0 * 86400.0)
+
+/* What a key's value is, and so how it is checked. */
+enum key_kind {
+    KIND_PATH,    /* a non-empty string (char *) */
+    KIND_FLAG,    /* no value: sets the bool to min */
+    KIND_COUNT,   /* a whole number from min to max (unsigned) */
+    KIND_SECONDS, /* a decimal number above 0, at most SECONDS_LIMIT (double) */
+    KIND_START,   /* beginning or now (enum mount_start) */
+};
+
+/* A twinfs option: its field in struct mount_options, and its bit in set_mask (t2 and no_t2
+ * share one because they set the same thing). */
+struct key_def {
+    const char *name;
+    enum key_kind kind;
+    unsigned bit;
+    size_t offset;
+    unsigned min, max;
+};
+
+#define FIELD(f) offsetof(struct mount_options, f)
+
+static const struct key_def keys[] = {
+    {"token_file", KIND_PATH, 1u << 0, FIELD(token_file), 0, 0},
+    {"cacert", KIND_PATH, 1u << 1, FIELD(cacert), 0, 0},
+    {"tracker", KIND_PATH, 1u << 2, FIELD(tracker), 0, 0},
+    {"schemas", KIND_PATH, 1u << 3, FIELD(schemas), 0, 0},
+    {"t2", KIND_FLAG, 1u << 4, FIELD(t2), 1, 0},
+    {"no_t2", KIND_FLAG, 1u << 4, FIELD(t2), 0, 0},
+    {"t2_timeout", KIND_SECONDS, 1u << 5, FIELD(t2_timeout_s), 0, 0},
+    {"max_pending", KIND_COUNT, 1u << 6, FIELD(max_pending), 1, MAX_PENDING_LIMIT},
+    {"start", KIND_START, 1u << 7, FIELD(start), 0, 0},
+    {"materialize_delay", KIND_COUNT, 1u << 8, FIELD(materialize_delay_ms), 0,
+     MATERIALIZE_DELAY_LIMIT},
+    {"entry_timeout", KIND_SECONDS, 1u << 9, FIELD(entry_timeout_s), 0, 0},
+    {"max_t2_open", KIND_COUNT, 1u << 10, FIELD(max_t2_open), 1, MAX_T2_OPEN_LIMIT},
+    {"config", KIND_PATH, 1u << 11, FIELD(config), 0, 0},
+    {"max_pending_mb", KIND_COUNT, 1u << 12, FIELD(max_pending_mb), 1, MAX_PENDING_MB_LIMIT},
+};
 
 int options_fail(char *err, size_t errlen, int r, const char *fmt, ...)
 {
@@ -139,71 +138,35 @@ static int set_string(char **slot, const char *key, const char *value, char *err
     return 0;
 }
 
-/* Stores the value of key k (checked for presence by the caller) into o. */
-static int set_key(struct mount_options *o, const struct key_def *k, const char *key,
-                   const char *value, bool from_cmdline, char *err, size_t errlen)
+/* Stores the value of key k (checked for presence by the caller) into its field of o. */
+static int set_key(struct mount_options *o, const struct key_def *k, const char *value,
+                   bool from_cmdline, char *err, size_t errlen)
 {
-    int r;
+    void *field = (char *)o + k->offset;
 
-    switch (k->id) {
-    case KEY_TOKEN_FILE:
-        r = set_string(&o->token_file, key, value, err, errlen);
-        break;
-    case KEY_CACERT:
-        r = set_string(&o->cacert, key, value, err, errlen);
-        break;
-    case KEY_TRACKER:
-        r = set_string(&o->tracker, key, value, err, errlen);
-        break;
-    case KEY_SCHEMAS:
-        r = set_string(&o->schemas, key, value, err, errlen);
-        break;
-    case KEY_CONFIG:
-        if (!from_cmdline)
+    switch (k->kind) {
+    case KIND_PATH:
+        if (k->offset == FIELD(config) && !from_cmdline)
             return options_fail(err, errlen, -EINVAL,
                                 "config=%s: a config file cannot name another", value);
-        r = set_string(&o->config, key, value, err, errlen);
-        break;
-    case KEY_T2:
-        o->t2 = true;
-        r = 0;
-        break;
-    case KEY_NO_T2:
-        o->t2 = false;
-        r = 0;
-        break;
-    case KEY_T2_TIMEOUT:
-        r = parse_seconds(key, value, 0, SECONDS_LIMIT, &o->t2_timeout_s, err, errlen);
-        break;
-    case KEY_ENTRY_TIMEOUT:
-        r = parse_seconds(key, value, 0, SECONDS_LIMIT, &o->entry_timeout_s, err, errlen);
-        break;
-    case KEY_MAX_PENDING:
-        r = parse_unsigned(key, value, 1, MAX_PENDING_LIMIT, &o->max_pending, err, errlen);
-        break;
-    case KEY_MAX_PENDING_MB:
-        r = parse_unsigned(key, value, 1, MAX_PENDING_MB_LIMIT, &o->max_pending_mb, err, errlen);
-        break;
-    case KEY_MATERIALIZE_DELAY:
-        r = parse_unsigned(key, value, 0, MATERIALIZE_DELAY_LIMIT, &o->materialize_delay_ms, err,
-                           errlen);
-        break;
-    case KEY_MAX_T2_OPEN:
-        r = parse_unsigned(key, value, 1, MAX_T2_OPEN_LIMIT, &o->max_t2_open, err, errlen);
-        break;
-    case KEY_START:
+        return set_string(field, k->name, value, err, errlen);
+    case KIND_FLAG:
+        *(bool *)field = k->min != 0;
+        return 0;
+    case KIND_COUNT:
+        return parse_unsigned(k->name, value, k->min, k->max, field, err, errlen);
+    case KIND_SECONDS:
+        return parse_seconds(k->name, value, 0, SECONDS_LIMIT, field, err, errlen);
+    case KIND_START:
         if (strcmp(value, "beginning") == 0)
-            o->start = MOUNT_START_BEGINNING;
+            *(enum mount_start *)field = MOUNT_START_BEGINNING;
         else if (strcmp(value, "now") == 0)
-            o->start = MOUNT_START_NOW;
+            *(enum mount_start *)field = MOUNT_START_NOW;
         else
             return options_fail(err, errlen, -EINVAL, "start=%s: must be beginning or now", value);
-        r = 0;
-        break;
-    default:
-        return -ENOENT;
+        return 0;
     }
-    return r;
+    return -ENOENT;
 }
 
 int mount_options_set(struct mount_options *o, const char *key, const char *value,
@@ -215,7 +178,7 @@ int mount_options_set(struct mount_options *o, const char *key, const char *valu
 
     if (!k)
         return -ENOENT;
-    flag = k->id == KEY_T2 || k->id == KEY_NO_T2;
+    flag = k->kind == KIND_FLAG;
     if (flag && value)
         return options_fail(err, errlen, -EINVAL, "%s=%s: %s takes no value", key, value, key);
     if (!flag && !value)
@@ -230,7 +193,7 @@ int mount_options_set(struct mount_options *o, const char *key, const char *valu
         mount_options_free(&scratch);
         return r;
     }
-    r = set_key(o, k, key, value, from_cmdline, err, errlen);
+    r = set_key(o, k, value, from_cmdline, err, errlen);
     if (r == 0 && from_cmdline)
         o->set_mask |= k->bit;
     return r;
@@ -263,11 +226,44 @@ struct cli_ctx {
     bool failed;
 };
 
+/* An -o option, or a dash option that fuse_opt did not know. Returns 0 (taken), 1 (a FUSE
+ * option, kept for fuse_session_new to judge) or a negative errno with the message in ctx. */
+static int cli_option(struct cli_ctx *ctx, const char *arg)
+{
+    char *copy, *eq, *value = NULL;
+    int r;
+
+    if (arg[0] == '-')
+        return options_fail(ctx->err, ctx->errlen, -EINVAL, "%s: unknown option", arg);
+    copy = strdup(arg);
+    if (!copy)
+        return options_fail(ctx->err, ctx->errlen, -ENOMEM, "out of memory");
+    eq = strchr(copy, '=');
+    if (eq) {
+        *eq = '\0';
+        value = eq + 1;
+    }
+    r = mount_options_set(ctx->o, copy, value, true, ctx->err, ctx->errlen);
+    free(copy);
+    return r == -ENOENT ? 1 : r;
+}
+
+/* A positional argument: the URL, then the mount point. */
+static int cli_positional(struct cli_ctx *ctx, const char *arg)
+{
+    struct mount_options *o = ctx->o;
+
+    if (!o->url)
+        return set_string(&o->url, "URL", arg, ctx->err, ctx->errlen);
+    if (!o->mountpoint)
+        return set_string(&o->mountpoint, "MOUNTPOINT", arg, ctx->err, ctx->errlen);
+    return options_fail(ctx->err, ctx->errlen, -EINVAL, "%s: unexpected argument", arg);
+}
+
 static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
     struct cli_ctx *ctx = data;
     struct mount_options *o = ctx->o;
-    char *copy, *eq, *value = NULL;
     int r;
 
     switch (key) {
@@ -289,49 +285,19 @@ static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outa
         o->single_thread = true;
         return 0;
     case FUSE_OPT_KEY_NONOPT:
-        if (!o->url)
-            r = set_string(&o->url, "URL", arg, ctx->err, ctx->errlen);
-        else if (!o->mountpoint)
-            r = set_string(&o->mountpoint, "MOUNTPOINT", arg, ctx->err, ctx->errlen);
-        else
-            r = options_fail(ctx->err, ctx->errlen, -EINVAL, "%s: unexpected argument", arg);
-        if (r < 0) {
-            ctx->failed = true;
-            return -1;
-        }
-        return 0;
+        r = cli_positional(ctx, arg);
+        break;
     case FUSE_OPT_KEY_OPT:
+        r = cli_option(ctx, arg);
         break;
     default:
         return 1;
     }
-
-    /* An -o option, or a dash option that fuse_opt did not know. */
-    if (arg[0] == '-') {
-        options_fail(ctx->err, ctx->errlen, -EINVAL, "%s: unknown option", arg);
-        ctx->failed = true;
-        return -1;
-    }
-    copy = strdup(arg);
-    if (!copy) {
-        options_fail(ctx->err, ctx->errlen, -ENOMEM, "out of memory");
-        ctx->failed = true;
-        return -1;
-    }
-    eq = strchr(copy, '=');
-    if (eq) {
-        *eq = '\0';
-        value = eq + 1;
-    }
-    r = mount_options_set(o, copy, value, true, ctx->err, ctx->errlen);
-    free(copy);
-    if (r == -ENOENT)
-        return 1; /* a FUSE option: fuse_session_new decides */
     if (r < 0) {
         ctx->failed = true;
         return -1;
     }
-    return 0;
+    return r;
 }
 
 int mount_options_parse(int argc, char **argv, struct mount_options *ret, char *err, size_t errlen)
