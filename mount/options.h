@@ -7,8 +7,9 @@
  * the file, wherever config= stands.
  *
  * Nothing in here touches the network or the mountpoint; mount_options_finish only reads the
- * token and config files and turns paths absolute. No FUSE session, no core: the parser is a
- * small library that the unit test and the fuzz target link on their own. */
+ * token and config files and turns paths absolute. No FUSE session, no core (libcurl only for
+ * its URL parser): the parser is a small library that the unit test and the fuzz target link
+ * on their own. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -87,10 +88,10 @@ int mount_options_set(struct mount_options *o, const char *key, const char *valu
                       bool from_cmdline, char *err, size_t errlen);
 
 /* Checks that URL and MOUNTPOINT were given and the URL is well formed, makes every path
- * absolute against the current directory, picks the default tracker path (creating its
- * directory), and reads the token (token_file, else $TWINFS_TOKEN, whose value in the
- * environment block is wiped). Returns 0, -EINVAL (usage, message in err) or -errno (message
- * in err). */
+ * absolute against the current directory, picks the default tracker path (its directories are
+ * made by tracker_open, which checks each on the way), and reads the token (token_file, else
+ * $TWINFS_TOKEN, whose value in the environment block is wiped). Returns 0, -EINVAL (usage,
+ * message in err) or -errno (message in err). */
 int mount_options_finish(struct mount_options *o, char *err, size_t errlen);
 
 /* The default tracker path for url: $XDG_STATE_HOME/twinfs/<host>-<port>-<hash>.journal, with
@@ -98,8 +99,10 @@ int mount_options_finish(struct mount_options *o, char *err, size_t errlen);
  * or no HOME, or a bad URL). */
 char *mount_default_tracker_path(const char *url);
 
-/* Checks a twin URL: http:// or https://, a host, an optional port 1-65535, no user:password@,
- * no spaces or control characters. Returns 0 or -EINVAL with the reason in err. */
+/* Checks a twin URL as libcurl, which connects to it, parses it: http:// or https://, a host
+ * (an IPv6 address in brackets), an optional port 1-65535, no user:password@, no query or
+ * fragment, no spaces or control characters. Returns 0, -EINVAL with the reason in err, or
+ * -ENOMEM. */
 int mount_check_url(const char *url, char *err, size_t errlen);
 
 /* Prints the usage and every twinfs option with its default to f. */

@@ -1,6 +1,6 @@
-/* libFuzzer target for mount/options.c: the input is a config file, then (after the first NUL)
- * NUL-separated command-line arguments. Asserts that nothing crashes or leaks and that a
- * failure always comes with a one-line message. */
+/* libFuzzer target for the option parser (mount/options.c and its files): the input is a config
+ * file, then (after the first NUL) NUL-separated command-line arguments. Asserts that nothing
+ * crashes or leaks and that a failure always comes with a one-line message. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -59,6 +59,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (o.max_pending < 1 || o.max_t2_open < 1 || !(o.t2_timeout_s > 0) ||
             !(o.entry_timeout_s > 0))
             abort();
+    }
+    /* The URL goes through libcurl's parser: a refused one names no tracker file. */
+    if (o.url) {
+        char *tracker;
+
+        err[0] = '\0';
+        r = mount_check_url(o.url, err, sizeof(err));
+        check_message(r, err);
+        tracker = mount_default_tracker_path(o.url);
+        if (r < 0 && tracker)
+            abort();
+        free(tracker);
     }
     mount_options_free(&o);
     free(args);

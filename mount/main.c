@@ -492,72 +492,87 @@ fail_fs:
     return status;
 }
 
-int main(int argc, char **argv)
+/* Parses and finishes the options into *o (freed by the caller in every case). Returns the exit
+ * status: MOUNT_EXIT_OK, or a failure whose one line is reported. */
+static int parse_invocation(int argc, char **argv, struct mount_options *o)
 {
-    struct mount_options o;
     char err[1024];
     const char *why;
-    int status, r;
-
-    /* A consumer that vanishes must not kill the daemon; errors are handled where they occur. */
-    signal(SIGPIPE, SIG_IGN);
-    /* A shell's background job starts with SIGINT ignored, ignored signals survive exec, and
-     * libfuse installs its stop handler only on signals at their default: without this,
-     * kill -INT left such a mount up forever. SIGINT and SIGTERM always stop twinfs; an
-     * ignored SIGHUP is nohup's wish and is kept. */
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+    int r;
 
     /* libfuse's own parse errors ("missing argument after `-o'") become our one line. */
     fuse_capture_begin();
-    r = mount_options_parse(argc, argv, &o, err, sizeof(err));
+    r = mount_options_parse(argc, argv, o, err, sizeof(err));
     why = fuse_capture_end();
     if (r < 0 && why[0])
         snprintf(err, sizeof(err), "%s", why);
     if (r == 0)
-        r = mount_options_finish(&o, err, sizeof(err));
-    if (r < 0) {
-        status = fail(r == -EINVAL ? MOUNT_EXIT_USAGE : MOUNT_EXIT_FAILURE, "%s", err);
-        goto out;
-    }
-    if (o.show_help) {
+        r = mount_options_finish(o, err, sizeof(err));
+    if (r < 0)
+        return fail(r == -EINVAL ? MOUNT_EXIT_USAGE : MOUNT_EXIT_FAILURE, "%s", err);
+    return MOUNT_EXIT_OK;
+}
+
+/* -h or -V: the usage or the versions, on stdout. */
+static void print_info(const struct mount_options *o)
+{
+    if (o->show_help) {
         mount_options_print_help(stdout, "twinfs");
         printf("FUSE options:\n");
         fflush(stdout);
         fuse_lowlevel_help();
-        status = MOUNT_EXIT_OK;
-        goto out;
+        return;
     }
-    if (o.show_version) {
-        printf("twinfs version %s\n", TWINFS_VERSION);
-        printf("libfuse version %s\n", fuse_pkgversion());
-        fflush(stdout);
-        fuse_lowlevel_version();
-        status = MOUNT_EXIT_OK;
-        goto out;
-    }
-    if (o.token_file_shared)
+    printf("twinfs version %s\n", TWINFS_VERSION);
+    printf("libfuse version %s\n", fuse_pkgversion());
+    fflush(stdout);
+    fuse_lowlevel_version();
+}
+
+/* The checks and warnings that need no twin and no fork: a failure here is reported on stderr
+ * before anything runs in the background. Returns the exit status. */
+static int prepare_mount(struct mount_options *o)
+{
+    if (o->token_file_shared)
         fprintf(stderr,
                 "twinfs: warning: token_file=%s is readable by group or others; "
                 "chmod 600 it\n",
-                o.token_file);
-    if (o.token_in_clear)
+                o->token_file);
+    if (o->token_in_clear)
         fprintf(stderr,
                 "twinfs: warning: the token goes in clear over plain http to %s (and to any "
                 "proxy in http_proxy or all_proxy); use https://\n",
-                o.url);
-    raise_fd_limit(&o);
-    if (is_mount_point(o.mountpoint)) {
-        status = fail(MOUNT_EXIT_FAILURE, "%s: mountpoint: already a mount point", o.mountpoint);
-        goto out;
-    }
-    if (add_default_fuse_options(&o) < 0) {
-        status = fail(MOUNT_EXIT_FAILURE, "out of memory");
-        goto out;
-    }
+                o->url);
+    raise_fd_limit(o);
+    if (is_mount_point(o->mountpoint))
+        return fail(MOUNT_EXIT_FAILURE, "%s: mountpoint: already a mount point", o->mountpoint);
+    if (add_default_fuse_options(o) < 0)
+        return fail(MOUNT_EXIT_FAILURE, "out of memory");
     fuse_set_log_func(fuse_log_to_log);
-    status = check_fuse_options(&o);
-    if (status != 0)
+    return check_fuse_options(o);
+}
+
+int main(int argc, char **argv)
+{
+    struct mount_options o;
+    int status, r;
+
+    /* A consumer that vanishes must not kill the daemon; errors are handled where they occur. */
+    signal(SIGPIPE, SIG_IGN);
+    /* SIGINT and SIGTERM stop twinfs even if inherited ignored (nohup's ignored SIGHUP stays). */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+
+    status = parse_invocation(argc, argv, &o);
+    if (status != MOUNT_EXIT_OK)
+        goto out;
+    if (o.show_help || o.show_version) {
+        print_info(&o);
+        status = MOUNT_EXIT_OK;
+        goto out;
+    }
+    status = prepare_mount(&o);
+    if (status != MOUNT_EXIT_OK)
         goto out;
 
     if (!o.foreground) {
