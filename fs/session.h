@@ -1,8 +1,8 @@
-/* twinfs: the filesystem over a follower (the FUSE low-level operations, the inode table, the
- * materializer). mount/ parses options and wires this to a FUSE session; nothing in here parses
- * command lines or daemonizes.
+/* session: the filesystem over a follower (twinfs_*: the FUSE low-level operations, the inode
+ * table, the materializer) and its life cycle. mount/ parses options and wires this to a FUSE
+ * session; nothing in here parses command lines or daemonizes.
  *
- * Life cycle, in this order (mount/twinfs.c does it):
+ * Life cycle, in this order (mount/ does it):
  *   twinfs_new            opens the tracker (through follower_new)
  *   twinfs_start          snapshot of the twin (this checks the twin), stream thread started;
  *                         assets and events gather, invisible until materialized
