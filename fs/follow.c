@@ -93,7 +93,8 @@ static void cb_event(void *userdata, const struct follower_event *ev)
         type_name[200] = '\0';
         event_file_name(ev->offset, type_name, fname, sizeof(fname));
     }
-    /* the follower rendered the event once, within its bounds: keep a copy */
+    /* the follower rendered the event once (event_file_render), within its bounds: keep a
+     * copy */
     char *content = ev->content ? malloc(ev->content_len + 1) : NULL;
     if (content) {
         memcpy(content, ev->content, ev->content_len + 1);
@@ -163,6 +164,7 @@ void follow_callbacks(struct twinfs *fs, struct follower_callbacks *ret)
         .on_event = cb_event,
         .on_event_internal = cb_event_internal,
         .on_notice = cb_notice,
+        .render_event = event_file_render,
         .userdata = fs,
     };
 }
