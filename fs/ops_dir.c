@@ -23,10 +23,8 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     ops_count_request(ops_fs(req), FS_OP_OPENDIR);
-    /* Directories need no state (readdir cookies are keys), but answering ENOSYS would let the
-     * kernel cache listings (FOPEN_CACHE_DIR), and the long soak saw a listing started after an
-     * ack returned still show the acked event. One request per listing buys listings that are
-     * always the daemon's own. */
+    /* Answered, not ENOSYS (which lets the kernel cache listings): a listing started after an
+     * ack returned never shows the acked event. */
     fi->cache_readdir = 0;
     fi->keep_cache = 0;
     fuse_reply_open(req, fi);

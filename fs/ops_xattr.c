@@ -75,31 +75,43 @@ static bool xattr_namespace_supported(const char *name)
     return strncmp(name, "user.", 5) == 0;
 }
 
+/* Walks the attributes of the node ino into w. Returns false if there is no such node. */
+static bool walk_ino(struct twinfs *fs, fuse_ino_t ino, struct xattr_walk *w)
+{
+    pthread_mutex_lock(&fs->tree.lock);
+    struct node *n = tree_get(&fs->tree, ino);
+    if (n)
+        xattr_walk_node(n, w);
+    pthread_mutex_unlock(&fs->tree.lock);
+    return n != NULL;
+}
+
+/* Replies with the len bytes found: their size when the caller asks for it (size 0), ERANGE
+ * when they do not fit in size. */
+static void reply_found(fuse_req_t req, const char *data, size_t len, size_t size)
+{
+    if (size == 0)
+        fuse_reply_xattr(req, len);
+    else if (size < len)
+        fuse_reply_err(req, ERANGE);
+    else
+        fuse_reply_buf(req, data, len);
+}
+
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     struct twinfs *fs = ops_fs(req);
     struct xattr_walk w = {.want = name};
 
     ops_count_request(fs, FS_OP_GETXATTR);
-    if (!xattr_namespace_supported(name)) {
+    if (!xattr_namespace_supported(name))
         fuse_reply_err(req, EOPNOTSUPP);
-        return;
-    }
-    pthread_mutex_lock(&fs->tree.lock);
-    struct node *n = tree_get(&fs->tree, ino);
-    if (n)
-        xattr_walk_node(n, &w);
-    pthread_mutex_unlock(&fs->tree.lock);
-    if (!n)
+    else if (!walk_ino(fs, ino, &w))
         fuse_reply_err(req, ENOENT);
     else if (!w.value)
         fuse_reply_err(req, ENODATA);
-    else if (size == 0)
-        fuse_reply_xattr(req, w.value_len);
-    else if (size < w.value_len)
-        fuse_reply_err(req, ERANGE);
     else
-        fuse_reply_buf(req, w.value, w.value_len);
+        reply_found(req, w.value, w.value_len, size);
     free(w.value);
 }
 
@@ -109,19 +121,10 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     struct xattr_walk w = {0};
 
     ops_count_request(fs, FS_OP_LISTXATTR);
-    pthread_mutex_lock(&fs->tree.lock);
-    struct node *n = tree_get(&fs->tree, ino);
-    if (n)
-        xattr_walk_node(n, &w);
-    pthread_mutex_unlock(&fs->tree.lock);
-    if (!n)
+    if (!walk_ino(fs, ino, &w))
         fuse_reply_err(req, ENOENT);
-    else if (size == 0)
-        fuse_reply_xattr(req, w.list_len);
-    else if (size < w.list_len)
-        fuse_reply_err(req, ERANGE);
     else
-        fuse_reply_buf(req, w.list, w.list_len);
+        reply_found(req, w.list, w.list_len, size);
     free(w.list);
 }
 

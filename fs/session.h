@@ -46,7 +46,7 @@ int twinfs_start(struct twinfs *fs);
 const struct fuse_lowlevel_ops *twinfs_lowlevel_ops(void);
 
 /* Starts the materializer on the mounted session se: its thread, and its caller process
- * (fs/materializer.c), which is named twinfs-caller once this returns. mount is the mount made
+ * (fs/caller.c), which is named twinfs-caller once this returns. mount is the mount made
  * for se, noted (mount_ref_note); its calls go there and nowhere else. Borrows mount's
  * descriptors until twinfs_free. Returns 0 or -errno. */
 int twinfs_attach(struct twinfs *fs, struct fuse_session *se, const struct mount_ref *mount);

@@ -28,49 +28,38 @@ static uint64_t hash_name(uint64_t parent, const char *name)
     return h;
 }
 
-static int ino_tab_grow(struct tree *t)
+/* The link to the next node in a bucket of the name table (names) or of the inode table. */
+static struct node **bucket_next(struct node *n, bool names)
 {
-    size_t ncap = t->ino_cap ? t->ino_cap * 2 : 1024;
-    struct node **nt = calloc(ncap, sizeof(struct node *));
-
-    if (!nt)
-        return -ENOMEM;
-    for (size_t i = 0; i < t->ino_cap; i++) {
-        struct node *n = t->ino_tab[i];
-        while (n) {
-            struct node *next = n->ino_next;
-            size_t b = hash_u64(n->ino) & (ncap - 1);
-            n->ino_next = nt[b];
-            nt[b] = n;
-            n = next;
-        }
-    }
-    free(t->ino_tab);
-    t->ino_tab = nt;
-    t->ino_cap = ncap;
-    return 0;
+    return names ? &n->name_next : &n->ino_next;
 }
 
-static int name_tab_grow(struct tree *t)
+static uint64_t bucket_hash(const struct node *n, bool names)
 {
-    size_t ncap = t->name_cap ? t->name_cap * 2 : 1024;
+    return names ? hash_name(n->parent->ino, n->name) : hash_u64(n->ino);
+}
+
+/* Doubles the name table (names) or the inode table, rehashing what it holds. */
+static int tab_grow(struct node ***tab, size_t *cap, bool names)
+{
+    size_t ncap = *cap ? *cap * 2 : 1024;
     struct node **nt = calloc(ncap, sizeof(struct node *));
 
     if (!nt)
         return -ENOMEM;
-    for (size_t i = 0; i < t->name_cap; i++) {
-        struct node *n = t->name_tab[i];
+    for (size_t i = 0; i < *cap; i++) {
+        struct node *n = (*tab)[i];
         while (n) {
-            struct node *next = n->name_next;
-            size_t b = hash_name(n->parent->ino, n->name) & (ncap - 1);
-            n->name_next = nt[b];
+            struct node *next = *bucket_next(n, names);
+            size_t b = bucket_hash(n, names) & (ncap - 1);
+            *bucket_next(n, names) = nt[b];
             nt[b] = n;
             n = next;
         }
     }
-    free(t->name_tab);
-    t->name_tab = nt;
-    t->name_cap = ncap;
+    free(*tab);
+    *tab = nt;
+    *cap = ncap;
     return 0;
 }
 
@@ -130,9 +119,9 @@ static struct node *node_new(struct tree *t, struct node *parent, enum node_kind
 {
     struct node *n;
 
-    if (t->ino_count + 1 > t->ino_cap && ino_tab_grow(t) < 0)
+    if (t->ino_count + 1 > t->ino_cap && tab_grow(&t->ino_tab, &t->ino_cap, false) < 0)
         return NULL;
-    if (named && t->name_count + 1 > t->name_cap && name_tab_grow(t) < 0)
+    if (named && t->name_count + 1 > t->name_cap && tab_grow(&t->name_tab, &t->name_cap, true) < 0)
         return NULL;
     n = calloc(1, sizeof(*n));
     if (!n)
