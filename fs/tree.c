@@ -145,7 +145,7 @@ static struct node *node_new(struct tree *t, struct node *parent, enum node_kind
     n->ino_next = t->ino_tab[b];
     t->ino_tab[b] = n;
     t->ino_count++;
-    if (named) {
+    if (named && parent) { /* only the root has no parent, and no name */
         b = hash_name(parent->ino, n->name) & (t->name_cap - 1);
         n->name_next = t->name_tab[b];
         t->name_tab[b] = n;
