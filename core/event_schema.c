@@ -266,7 +266,7 @@ static int walk_count_value(struct walk *w)
 }
 
 /* An item of a container (record field, array item, map entry, union branch) at nesting
- * depth depth: follower_event_render shows it on a line of its own, indented by 2 per level,
+ * depth depth: the event file shows it on a line of its own, indented by 2 per level,
  * and the data's top level is one level inside the event object. So it takes at least a
  * newline, 2 * (depth + 1) spaces and one character; the sum bounds the file from below. */
 static int walk_count_line(struct walk *w, unsigned depth)

@@ -30,7 +30,7 @@ struct event_schema;
 struct event_schema_limits {
     /* Values the data may hold; 0 or above EVENT_SCHEMA_MAX_VALUES means that. */
     uint64_t max_values;
-    /* 0, or the most bytes the data's JSON may take as follower_event_render shows it
+    /* 0, or the most bytes the data's JSON may take as the event file shows it
      * (indented by 2, one level inside the event's object). The walker sums a lower bound
      * of that size (each item's line and indentation) and refuses the data beyond it. */
     uint64_t max_json_bytes;

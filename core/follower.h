@@ -12,8 +12,8 @@
  * Flow control: at most max_pending events, and max_pending_bytes of them, are delivered and
  * not yet acked; past that the stream thread stops reading (TCP back-pressure) until acks come
  * in. An event's size is the larger of its record's as the twin sent it (one stream line) and
- * its rendered JSON's (follower_event_render, what the file system holds while it is shown):
- * data can render 100 times larger than it was sent.
+ * its rendering's (render_event, what the file system holds while it is shown): data can
+ * render 100 times larger than it was sent.
  *
  * Decoding and rendering one event cost bounded work and memory (event_schema.h's value
  * budget, max_event_bytes of JSON), and stop when follower_stop is called. An event over a
@@ -22,6 +22,7 @@
  * Callbacks run on the stream thread (and on the caller's thread inside follower_start for the
  * snapshot); they must not call follower_stop. They may call follower_ack. */
 #pragma once
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,18 +49,11 @@ struct follower_event {
     size_t data_not_b64_len;
     const json_t *data_json;  /* data decoded to JSON, or NULL if it could not be */
     const char *decode_error; /* NULL, or why data_json is NULL (e.g. "unknown schema") */
-    /* The event rendered by follower_event_render, as on_event gets it (its size is what the
-     * window counts); NULL in an event built by the caller, or when out of memory. */
+    /* The event rendered by the render_event callback, as on_event gets it (its size is what
+     * the window counts); NULL without that callback, or when out of memory. */
     const char *content;
     size_t content_len;
 };
-
-/* The event rendered as the content of its file: a JSON object with asset, offset, name,
- * version, source, time, systime and data (decoded), or, when decoding failed, data_b64 (the
- * bytes in base64, or the string as sent if it was not base64) and error instead of data; indented,
- * ending in "\n". Returns a malloc'd string (*ret_len without the NUL), or NULL on ENOMEM.
- * content is ignored: the event is rendered again, without a bound on its size. */
-char *follower_event_render(const struct follower_event *ev, size_t *ret_len);
 
 enum follower_internal {
     FOLLOWER_INTERNAL_EOF_REPLAY, /* the backlog up to the head at (re)connect is delivered */
@@ -75,6 +69,14 @@ struct follower_callbacks {
     /* Something went wrong that the follower handled (bad record, reconnect, schema fetch
      * failure): a one-line message for the daemon's log. err is a negative errno. */
     void (*on_notice)(void *userdata, int err, const char *message);
+    /* Renders an event as the user of the follower shows it, once per event, before it enters
+     * the window (ev->content is NULL then): at most max bytes (0: no bound), giving up as
+     * soon as *stop is set. Returns 0 (*ret malloc'd and NUL-terminated, *ret_len without the
+     * NUL), -EFBIG (over max), -ECANCELED, -ENOMEM. An event whose decoded data does not
+     * render within max is rendered again without its data (data_json NULL, decode_error
+     * saying why). NULL: events are delivered without content. */
+    int (*render_event)(const struct follower_event *ev, size_t max, const atomic_bool *stop,
+                        char **ret, size_t *ret_len);
     void *userdata;
 };
 

@@ -5,8 +5,10 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/types.h>
+#include "fs_log.h"
+#include "materializer.h"
 #include "mount_ref.h"
-#include "twinfs.h"
+#include "session.h"
 #include "tree.h"
 
 /* The FUSE requests counted for status (and the benchmark). */
@@ -62,29 +64,10 @@ struct twinfs {
     struct follower *follower;
     struct fuse_session *se;
     struct tree tree;
+    struct materializer *mat; /* makes the pending entries of tree visible */
     double entry_timeout;
     uid_t uid; /* the daemon's, shown as every node's owner */
     gid_t gid;
-
-    /* The materializer's queue (under tree.lock) and thread. */
-    struct node *mq_head, *mq_tail;
-    size_t mq_len;
-    bool mq_busy; /* an entry is popped and its call not done: it still counts as queued */
-    pthread_cond_t mq_cond;
-    bool mq_stop;
-    bool init_done; /* INIT answered: the mount can be used */
-    pthread_t mat_thread;
-    bool mat_running; /* started and not yet joined */
-    /* The process that makes the calls on the mount (materializer.c says why not a thread):
-     * its pid is how the handlers know its calls, mat_sock how the thread talks to it. */
-    atomic_int mat_pid; /* 0 when there is none */
-    int mat_sock;
-    struct mount_ref root; /* the mount, as made (twinfs_attach); its descriptor is borrowed */
-    struct mat_batch *mat_batch; /* the calls being gathered for it (materializer.c) */
-    double mat_restarted_at;     /* when a dead caller was last replaced (monotonic s) */
-    bool mat_mount_lost;         /* the caller found no mount of ours (materializer thread) */
-    atomic_ullong materialized;
-    atomic_ullong materialize_errors;
 
     atomic_uint t2_open; /* T2 files open or being opened; changed under t2_slots_lock */
     atomic_ullong t2_requests;
@@ -98,23 +81,9 @@ struct twinfs {
     atomic_ullong ops[FS_OP_COUNT];
 };
 
-/* Logs a message through the daemon's hook (printf-style). */
-void fs_log(struct twinfs *fs, int prio, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Queues node for the materializer (mkdir/mknod when PENDING, notify_delete when REMOVED).
- * Caller holds tree.lock. */
-void materializer_enqueue(struct twinfs *fs, struct node *n);
-
-/* Starts the materializer thread. Returns 0 or -errno. */
-int materializer_start(struct twinfs *fs);
-
-/* Tells the materializer that INIT was answered. */
-void materializer_init_done(struct twinfs *fs);
-
-/* Asks the materializer to stop and waits up to timeout_ms for it (0: forever). Returns 0 or
- * -ETIMEDOUT (it is blocked in a call on the mount; call again once the session is closed). */
-int materializer_stop(struct twinfs *fs, unsigned timeout_ms);
+/* The follower's callbacks (follow.c), with fs as their userdata: assets and events enter the
+ * tree as pending entries, queued for the materializer. */
+void follow_callbacks(struct twinfs *fs, struct follower_callbacks *ret);
 
 /* Adds h, an open file, to fs's list; destroy frees it. */
 void handles_track(struct twinfs *fs, struct open_handle *h,

@@ -1,43 +1,21 @@
-/* materializer: makes pending assets and events visible by doing the operation through the
- * mount, so the kernel fires IN_CREATE for inotify watchers (it fires nothing for a change a
- * FUSE daemon only notifies). The handlers recognize the caller by its pid and treat its
- * mkdir/mknod as "show this pending entry". The thread holds no fs lock while it calls into
- * the mount: the call comes back to a handler that takes the lock.
- *
- * The calls themselves are made by a small child process (the "caller"), not by the thread.
- * A thread of the daemon blocked in a call on its own mount keeps the daemon's files open when
- * the daemon is killed (kill -9, a crash, the OOM killer): then /dev/fuse stays open, nobody
- * answers, a consumer's unlink in the same directory waits for good holding the directory's
- * lock, and the mknod waits for that lock uninterruptibly, so the process can never finish
- * dying and the mount hangs (the long soak found it). A separate process holds no daemon file:
- * the daemon's death closes /dev/fuse, the kernel aborts the mount's requests, and the caller's
- * call fails and it exits. It only runs async-signal-safe code (it is forked from a threaded
- * process).
- *
- * The caller never uses the mount point's path: another user owning a directory on it can
- * rename that directory away and plant a symlink at the old path. It reaches the mount through
- * the directory the mount covers (mount_ref.h), checks that the mount found there is the one
- * made at mount time, and walks from its root one component at a time, refusing symlinks. */
-#include "fs_internal.h"
+/* materializer: see materializer.h. Entries keep their order: the queue has an asset before
+ * its events, and a delete or a wait first sends what is batched before it. */
+#include "materializer.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
-#include <stddef.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "caller.h"
 #include "deadline.h"
-#include "mount_ref.h"
 
 enum mat_action {
     MAT_NONE,
@@ -46,34 +24,107 @@ enum mat_action {
     MAT_DELETE,
 };
 
-void materializer_enqueue(struct twinfs *fs, struct node *n)
+struct materializer {
+    struct tree *tree; /* its lock guards the queue and the flags up to stop */
+    twinfs_log_fn log;
+    const char *mountpoint;
+    unsigned delay_ms;
+    struct fuse_session *se;
+    struct caller *caller;
+    struct node *head, *tail;
+    size_t len;
+    bool busy; /* an entry is popped and its call not done: it still counts as queued */
+    bool init_done;
+    bool stop;
+    pthread_cond_t cond;
+    pthread_t thread;
+    bool running;    /* started and not yet joined */
+    bool mount_lost; /* the caller found no mount of ours (the thread's) */
+    atomic_ullong materialized;
+    atomic_ullong errors;
+};
+
+int materializer_new(struct tree *tree, twinfs_log_fn log, const char *mountpoint,
+                     unsigned delay_ms, struct materializer **ret)
+{
+    struct materializer *m = calloc(1, sizeof(*m));
+
+    if (!m)
+        return -ENOMEM;
+    m->caller = caller_new();
+    if (!m->caller) {
+        free(m);
+        return -ENOMEM;
+    }
+    m->tree = tree;
+    m->log = log;
+    m->mountpoint = mountpoint;
+    m->delay_ms = delay_ms;
+    pthread_cond_init(&m->cond, NULL);
+    *ret = m;
+    return 0;
+}
+
+void materializer_free(struct materializer *m)
+{
+    if (!m)
+        return;
+    materializer_stop(m, 0);
+    caller_free(m->caller);
+    pthread_cond_destroy(&m->cond);
+    free(m);
+}
+
+void materializer_enqueue(struct materializer *m, struct node *n)
 {
     if (n->queued)
         return;
     n->queued = true;
     n->queue_next = NULL;
-    if (fs->mq_tail)
-        fs->mq_tail->queue_next = n;
+    if (m->tail)
+        m->tail->queue_next = n;
     else
-        fs->mq_head = n;
-    fs->mq_tail = n;
-    fs->mq_len++;
-    pthread_cond_signal(&fs->mq_cond);
+        m->head = n;
+    m->tail = n;
+    m->len++;
+    pthread_cond_signal(&m->cond);
 }
 
-static struct node *mq_pop(struct twinfs *fs)
+static struct node *queue_pop(struct materializer *m)
 {
-    struct node *n = fs->mq_head;
+    struct node *n = m->head;
 
     if (!n)
         return NULL;
-    fs->mq_head = n->queue_next;
-    if (!fs->mq_head)
-        fs->mq_tail = NULL;
+    m->head = n->queue_next;
+    if (!m->head)
+        m->tail = NULL;
     n->queue_next = NULL;
     n->queued = false;
-    fs->mq_len--;
+    m->len--;
     return n;
+}
+
+bool materializer_is_caller(const struct materializer *m, pid_t pid)
+{
+    pid_t caller = caller_pid(m->caller);
+
+    return caller > 0 && pid == caller;
+}
+
+void materializer_get_stats(const struct materializer *m, struct materializer_stats *ret)
+{
+    ret->queued = m->len + (m->busy ? 1 : 0);
+    ret->materialized = atomic_load(&m->materialized);
+    ret->errors = atomic_load(&m->errors);
+}
+
+static bool stopping(struct materializer *m)
+{
+    pthread_mutex_lock(&m->tree->lock);
+    bool stop = m->stop;
+    pthread_mutex_unlock(&m->tree->lock);
+    return stop;
 }
 
 static bool time_reached(const struct timespec *when)
@@ -93,10 +144,10 @@ static void sleep_until(const struct timespec *when)
         ;
 }
 
-/* Decides what to do for a popped node and fills path (relative to the mount's root); caller
- * holds the lock. */
-static enum mat_action plan(struct twinfs *fs, struct node *n, char *path, size_t size,
-                            struct timespec *ret_wait_until)
+/* What to do for a popped node; fills path (relative to the mount's root) and, for an event,
+ * when its asset's delay is over. Caller holds the lock. */
+static enum mat_action decide_action(struct materializer *m, struct node *n, char *path,
+                                     size_t size, struct timespec *ret_wait_until)
 {
     int r;
 
@@ -107,7 +158,7 @@ static enum mat_action plan(struct twinfs *fs, struct node *n, char *path, size_
             r = snprintf(path, size, "assets/%s", n->name);
             return r > 0 && (size_t)r < size ? MAT_MKDIR : MAT_NONE;
         }
-        if (n->state == NODE_REMOVED && n->u.as.was_visible)
+        if (n->state == NODE_REMOVED && n->asset.was_visible)
             return MAT_DELETE;
         return MAT_NONE;
     }
@@ -120,401 +171,116 @@ static enum mat_action plan(struct twinfs *fs, struct node *n, char *path, size_
     if (r <= 0 || (size_t)r >= size)
         return MAT_NONE;
     /* Give `inotifywait -r` time to add its watch on a directory it just saw appear. */
-    *ret_wait_until = timespec_add_ms(asset->u.as.visible_at, fs->opt.materialize_delay_ms);
+    *ret_wait_until = timespec_add_ms(asset->asset.visible_at, m->delay_ms);
     return MAT_MKNOD;
 }
 
 /* Pushes an event's bytes into the page cache so that a cat is served without a read. */
-static void store_content(struct twinfs *fs, uint64_t ino)
+static void store_content(struct materializer *m, uint64_t ino)
 {
     char *copy = NULL;
     size_t len = 0;
 
-    pthread_mutex_lock(&fs->tree.lock);
-    struct node *n = tree_get(&fs->tree, ino);
-    if (n && n->state == NODE_VISIBLE && n->u.ev.content) {
-        copy = malloc(n->u.ev.content_len);
+    pthread_mutex_lock(&m->tree->lock);
+    struct node *n = tree_get(m->tree, ino);
+    if (n && n->state == NODE_VISIBLE && n->event.content) {
+        copy = malloc(n->event.content_len);
         if (copy) {
-            memcpy(copy, n->u.ev.content, n->u.ev.content_len);
-            len = n->u.ev.content_len;
+            memcpy(copy, n->event.content, n->event.content_len);
+            len = n->event.content_len;
         }
     }
-    pthread_mutex_unlock(&fs->tree.lock);
+    pthread_mutex_unlock(&m->tree->lock);
     if (!copy)
         return;
     struct fuse_bufvec bv = FUSE_BUFVEC_INIT(len);
     bv.buf[0].mem = copy;
-    int r = fuse_lowlevel_notify_store(fs->se, ino, 0, &bv, 0);
+    int r = fuse_lowlevel_notify_store(m->se, ino, 0, &bv, 0);
     if (r < 0 && r != -ENOENT)
-        fs_log(fs, LOG_DEBUG, "materializer: notify_store: %s", strerror(-r));
+        fs_log(m->log, LOG_DEBUG, "materializer: notify_store: %s", strerror(-r));
     free(copy);
 }
 
 /* After a failed self-call the entry is shown anyway (no IN_CREATE for it), so that an event
  * never stays invisible and holds the flow-control window forever. */
-static void show_without_event(struct twinfs *fs, uint64_t ino, const char *path, int err)
+static void show_without_event(struct materializer *m, uint64_t ino, const char *path, int err)
 {
-    atomic_fetch_add(&fs->materialize_errors, 1);
-    pthread_mutex_lock(&fs->tree.lock);
-    struct node *n = tree_get(&fs->tree, ino);
-    bool stopping = fs->mq_stop;
-    if (n && n->state == NODE_PENDING && !stopping) {
-        n->state = NODE_VISIBLE;
-        if (n->kind == NODE_EVENT) {
-            fs->tree.visible_events++;
-        } else if (n->kind == NODE_ASSET) {
-            n->u.as.was_visible = true;
-            clock_gettime(CLOCK_MONOTONIC, &n->u.as.visible_at);
-            fs->tree.visible_assets++;
-            n->u.as.events_dir->state = NODE_VISIBLE;
-            n->u.as.t2_dir->state = NODE_VISIBLE;
-        }
-    }
-    pthread_mutex_unlock(&fs->tree.lock);
-    if (!stopping && err != ESTALE) /* ESTALE: said once, by mount_lost */
-        fs_log(fs, LOG_WARNING, "materializer: %s: %s (shown without inotify event)", path,
+    atomic_fetch_add(&m->errors, 1);
+    pthread_mutex_lock(&m->tree->lock);
+    struct node *n = tree_get(m->tree, ino);
+    bool stop = m->stop;
+    if (n && !stop)
+        tree_show(m->tree, n);
+    pthread_mutex_unlock(&m->tree->lock);
+    if (!stop && err != ESTALE) /* ESTALE: said once, by mount_lost */
+        fs_log(m->log, LOG_WARNING, "materializer: %s: %s (shown without inotify event)", path,
                strerror(err));
 }
 
-/* The caller found no mount of ours on the covered directory: unmounted, or moved by a rename
- * made in another mount namespace (mount_ref.h). Every later call would fail the same way, so
- * the session ends as if unmounted: said once, and a stop signal to ourselves, which the
- * session loop takes like the owner's SIGTERM (the unmount then finds the mount wherever it
- * is). This thread blocks every signal; once the loop has ended, the serving thread blocks the
- * stop signals too, so a late one stays pending. */
-static void mount_lost(struct twinfs *fs)
+/* The caller found no mount of ours on the covered directory (unmounted, or moved from another
+ * mount namespace): the session ends as if unmounted, through a stop signal to ourselves that
+ * the session loop takes like the owner's SIGTERM. Said once. */
+static void mount_lost(struct materializer *m)
 {
-    if (fs->mat_mount_lost)
+    if (m->mount_lost)
         return;
-    fs->mat_mount_lost = true;
-    pthread_mutex_lock(&fs->tree.lock);
-    bool stopping = fs->mq_stop;
-    pthread_mutex_unlock(&fs->tree.lock);
-    if (stopping)
+    m->mount_lost = true;
+    if (stopping(m))
         return;
-    fs_log(fs, LOG_WARNING,
+    fs_log(m->log, LOG_WARNING,
            "materializer: the mount is no longer on %s (unmounted, or moved from another mount "
            "namespace): ending the session",
-           fs->mountpoint);
+           m->mountpoint);
     kill(getpid(), SIGTERM);
 }
 
-/* The calls go to the caller in batches: one message holds up to BATCH_MAX calls, each an
- * operation byte ('d' mkdir, 'n' mknod) then the path (relative to the mount's root) and its NUL;
- * the answer is one int per call, 0 or an errno. A round trip to the caller costs two context
- * switches, and paying it per event took a third off the materialize rate (docs/performance.md). A
- * batch is sent as soon as the queue runs dry, so a live event still goes alone and at once. */
-enum { BATCH_MAX = 64, BATCH_BYTES = 65536 };
-
-struct mat_batch {
-    size_t count;
-    size_t used; /* bytes of msg */
-    uint64_t ino[BATCH_MAX];
-    size_t path_at[BATCH_MAX]; /* where each call's path starts in msg */
-    char msg[BATCH_BYTES];
-};
-
-/* Whether a path component is one the caller may walk or make: not "", "." or "..". */
-static bool component_ok(const char *p, size_t len)
+/* A new caller process for one that died. Returns 0 or -errno. */
+static int restart_caller(struct materializer *m)
 {
-    return len > 0 && len <= NAME_MAX && !(p[0] == '.' && (len == 1 || (len == 2 && p[1] == '.')));
-}
-
-/* Opens the directory at the first len bytes of path, relative to root, one component at a
- * time, none of them a symlink. Returns 0 (*ret_fd set) or an errno. Async-signal-safe. */
-static int walk(int root, const char *path, size_t len, int *ret_fd)
-{
-    char comp[NAME_MAX + 1];
-    size_t at = 0;
-    int dir = root;
-
-    while (at < len) {
-        size_t n = 0;
-        while (at + n < len && path[at + n] != '/')
-            n++;
-        if (!component_ok(path + at, n)) {
-            if (dir != root)
-                close(dir);
-            return EINVAL;
-        }
-        memcpy(comp, path + at, n);
-        comp[n] = '\0';
-        int next = openat(dir, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        int err = errno;
-        if (dir != root)
-            close(dir);
-        if (next < 0)
-            return err;
-        dir = next;
-        at += n + 1;
-    }
-    *ret_fd = dir;
-    return 0;
-}
-
-/* The directory of the batch's last call: a batch's events mostly share one, and the walk to
- * it costs three opens. Only within a batch: a deleted asset first sends what is batched. */
-struct dir_cache {
-    int fd; /* -1: none */
-    size_t len;
-    char path[512];
-};
-
-/* Makes one call, path relative to root; the directories on the way are walked (walk) or
- * found in dc. Returns 0 or an errno. Async-signal-safe. */
-static int call_at(int root, char op, const char *path, struct dir_cache *dc)
-{
-    const char *slash = strrchr(path, '/');
-    const char *name = slash ? slash + 1 : path;
-    size_t dir_len = slash ? (size_t)(slash - path) : 0;
-    int dir = root;
-
-    if (!component_ok(name, strlen(name)))
-        return EINVAL;
-    if (dir_len > 0) {
-        if (dir_len > sizeof(dc->path))
-            return ENAMETOOLONG;
-        if (dc->fd < 0 || dc->len != dir_len || memcmp(dc->path, path, dir_len) != 0) {
-            int fd = -1, err = walk(root, path, dir_len, &fd);
-            if (err)
-                return err;
-            if (dc->fd >= 0)
-                close(dc->fd);
-            dc->fd = fd;
-            dc->len = dir_len;
-            memcpy(dc->path, path, dir_len);
-        }
-        dir = dc->fd;
-    }
-    int r = op == 'd' ? mkdirat(dir, name, 0555) : mknodat(dir, name, S_IFREG | 0444, 0);
-    return r < 0 ? errno : 0;
-}
-
-/* The descriptors the caller keeps, all others closed: its socket, and the parent of the
- * directory the mount covers (the way to the mount, mount_ref.h). */
-enum { CALLER_SOCK_FD = 3, CALLER_PARENT_FD = 4 };
-
-/* The caller process: async-signal-safe calls only. Exits when the daemon closes its end (or
- * dies: the parent-death signal covers a death before the first read). */
-__attribute__((noreturn)) static void caller_main(int sock, pid_t daemon,
-                                                  const struct mount_ref *mount)
-{
-    static char msg[BATCH_BYTES];
-    static int errs[BATCH_MAX];
-    struct mount_ref ref = *mount;
-    sigset_t all;
-
-    sigfillset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    prctl(PR_SET_NAME, "twinfs-caller"); /* in ps and top, apart from the daemon */
-    if (getppid() != daemon)
-        _exit(0);
-    /* Copies above the two slots first: either may be the other's number now. */
-    int s = fcntl(sock, F_DUPFD, CALLER_PARENT_FD + 1);
-    int p = fcntl(ref.parent_fd, F_DUPFD, CALLER_PARENT_FD + 1);
-    if (s < 0 || p < 0 || dup2(s, CALLER_SOCK_FD) < 0 || dup2(p, CALLER_PARENT_FD) < 0)
-        _exit(0);
-    sock = CALLER_SOCK_FD;
-    ref.parent_fd = CALLER_PARENT_FD;
-    ref.covered_fd = -1;
-    /* It is forked before a daemon's stdio goes to /dev/null: pipes kept open here would keep
-     * whoever started twinfs (a shell's $(...), subprocess.run) waiting for their end. */
-    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null >= 0) {
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(null, 2);
-    }
-    /* /dev/fuse above all: the daemon's death must close it. The parent directory is not on
-     * the mount and does not keep it busy. */
-    close_range(CALLER_PARENT_FD + 1, ~0U, 0);
-    char ready = 1;
-    if (send(sock, &ready, 1, MSG_NOSIGNAL) != 1)
-        _exit(0);
-    for (;;) {
-        ssize_t n = recv(sock, msg, sizeof(msg), 0);
-        if (n <= 0)
-            _exit(0);
-        /* Once per batch, not kept: an open descriptor on the mount would make the owner's
-         * fusermount3 -u fail as busy. */
-        int root = mount_ref_open_root(&ref);
-        struct dir_cache dc = {.fd = -1};
-        size_t at = 0, count = 0;
-        while (count < BATCH_MAX && at + 1 < (size_t)n) {
-            const char *path = msg + at + 1;
-            size_t len = 0;
-            while (at + 1 + len < (size_t)n && path[len])
-                len++;
-            if (at + 1 + len == (size_t)n)
-                break; /* no NUL: not a call the daemon sent */
-            errs[count++] = root < 0 ? -root : call_at(root, msg[at], path, &dc);
-            at += len + 2;
-        }
-        if (dc.fd >= 0)
-            close(dc.fd);
-        if (root >= 0)
-            close(root);
-        if (send(sock, errs, count * sizeof(errs[0]), MSG_NOSIGNAL) < 0)
-            _exit(0);
-    }
-}
-
-/* Starts the caller process. Returns 0 or -errno. */
-static int caller_start(struct twinfs *fs)
-{
-    int sv[2];
-    pid_t daemon = getpid();
-
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-        return -errno;
-    pid_t pid = fork();
-    if (pid < 0) {
-        int err = errno;
-        close(sv[0]);
-        close(sv[1]);
-        return -err;
-    }
-    if (pid == 0) {
-        close(sv[0]);
-        caller_main(sv[1], daemon, &fs->root);
-    }
-    close(sv[1]);
-    /* It says when it is set up: named, and holding none of our files. Until then it is a copy
-     * of the daemon, which ps (and a script counting twinfs processes) would show twice. */
-    char ready = 0;
-    ssize_t n;
-    do {
-        n = recv(sv[0], &ready, 1, 0);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1) {
-        int err = n < 0 ? errno : EPIPE;
-        close(sv[0]);
-        kill(pid, SIGKILL);
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-            ;
-        return -err;
-    }
-    fs->mat_sock = sv[0];
-    atomic_store(&fs->mat_pid, (int)pid);
-    return 0;
-}
-
-/* Ends the caller process once nothing more is asked of it. */
-static void caller_stop(struct twinfs *fs)
-{
-    pid_t pid = atomic_load(&fs->mat_pid);
-
-    if (pid <= 0)
-        return;
-    close(fs->mat_sock); /* EOF: it exits */
-    fs->mat_sock = -1;
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-        ;
-    atomic_store(&fs->mat_pid, 0);
-}
-
-/* A new caller for one that died on its own (a kill, the OOM killer): without it every entry
- * would be shown without its inotify event from then on. At most one restart a second, so that
- * a caller that cannot live does not turn into a fork loop. Returns 0 or -errno. */
-static int caller_restart(struct twinfs *fs)
-{
-    double now = monotonic_now_s();
-
-    pthread_mutex_lock(&fs->tree.lock);
-    bool stopping = fs->mq_stop;
-    pthread_mutex_unlock(&fs->tree.lock);
-    if (stopping)
+    if (stopping(m))
         return -ESHUTDOWN;
-    if (fs->mat_restarted_at > 0 && now - fs->mat_restarted_at < 1.0)
-        return -EAGAIN;
-    fs->mat_restarted_at = now;
-    pid_t pid = atomic_load(&fs->mat_pid);
-    if (pid > 0)
-        kill(pid, SIGKILL); /* dead already, or of no use any more */
-    caller_stop(fs);
-    int r = caller_start(fs);
+    int r = caller_restart(m->caller);
+    if (r == -EAGAIN)
+        return r;
     if (r < 0)
-        fs_log(fs, LOG_ERR, "materializer: the caller process died; a new one: %s", strerror(-r));
+        fs_log(m->log, LOG_ERR, "materializer: the caller process died; a new one: %s",
+               strerror(-r));
     else
-        fs_log(fs, LOG_WARNING, "materializer: the caller process died; started a new one");
+        fs_log(m->log, LOG_WARNING, "materializer: the caller process died; started a new one");
     return r;
-}
-
-/* Adds a call; false if the batch has no room left for it. */
-static bool batch_add(struct mat_batch *b, char op, uint64_t ino, const char *path)
-{
-    size_t len = strlen(path);
-
-    if (b->count == BATCH_MAX || b->used + len + 2 > sizeof(b->msg))
-        return false;
-    b->msg[b->used] = op;
-    b->path_at[b->count] = b->used + 1;
-    memcpy(b->msg + b->used + 1, path, len + 1);
-    b->ino[b->count] = ino;
-    b->used += len + 2;
-    b->count++;
-    return true;
-}
-
-/* Has the caller make the batch's calls on the mount and fills errs, one per call: 0 or an
- * errno. Returns 0, or the error of the exchange itself (then the calls it did not answer carry
- * it). */
-static int batch_call(struct twinfs *fs, const struct mat_batch *b, int *errs)
-{
-    size_t answered = 0;
-    int err = 0;
-
-    if (send(fs->mat_sock, b->msg, b->used, MSG_NOSIGNAL) < 0) {
-        err = errno;
-    } else {
-        ssize_t n;
-        do {
-            n = recv(fs->mat_sock, errs, b->count * sizeof(errs[0]), 0);
-        } while (n < 0 && errno == EINTR);
-        if (n < 0)
-            err = errno;
-        else
-            answered = (size_t)n / sizeof(errs[0]);
-        if (!err && answered < b->count)
-            err = n == 0 ? EPIPE : EPROTO;
-    }
-    for (size_t i = answered; i < b->count; i++)
-        errs[i] = err;
-    return err;
 }
 
 /* Sends the batch, if any, and settles each call's entry. Called and returns with the lock
  * held; drops it meanwhile (the calls come back to handlers that take it). */
-static void batch_flush(struct twinfs *fs, struct mat_batch *b)
+static void batch_flush(struct materializer *m)
 {
-    int errs[BATCH_MAX];
+    struct caller *c = m->caller;
+    int errs[CALLER_BATCH_MAX];
+    size_t count = caller_count(c);
 
-    if (b->count == 0)
+    if (count == 0)
         return;
-    pthread_mutex_unlock(&fs->tree.lock);
-    bool again = batch_call(fs, b, errs) != 0 && caller_restart(fs) == 0;
+    pthread_mutex_unlock(&m->tree->lock);
+    bool again = caller_send(c, errs) != 0 && restart_caller(m) == 0;
     if (again)
-        batch_call(fs, b, errs);
-    for (size_t i = 0; i < b->count; i++) {
+        caller_send(c, errs);
+    for (size_t i = 0; i < count; i++) {
         if (errs[i] == ESTALE)
-            mount_lost(fs);
+            mount_lost(m);
     }
-    for (size_t i = 0; i < b->count; i++) {
-        const char *path = b->msg + b->path_at[i];
+    for (size_t i = 0; i < count; i++) {
         if (again && errs[i] == EEXIST)
             errs[i] = 0; /* made by the caller that died, before it died */
         if (errs[i]) {
-            show_without_event(fs, b->ino[i], path, errs[i]);
+            show_without_event(m, caller_call_ino(c, i), caller_call_path(c, i), errs[i]);
             continue;
         }
-        if (path[-1] == 'n')
-            store_content(fs, b->ino[i]);
-        atomic_fetch_add(&fs->materialized, 1);
+        if (caller_call_op(c, i) == CALLER_MKNOD)
+            store_content(m, caller_call_ino(c, i));
+        atomic_fetch_add(&m->materialized, 1);
     }
-    b->count = 0;
-    b->used = 0;
-    pthread_mutex_lock(&fs->tree.lock);
+    caller_clear(c);
+    pthread_mutex_lock(&m->tree->lock);
 }
 
 /* An event whose asset is not shown yet: its mknod needs the directory, whose mkdir may be in
@@ -527,13 +293,45 @@ static bool waits_for_its_asset(struct node *n)
     return asset && asset->state == NODE_PENDING;
 }
 
-/* Takes entries off the queue and batches their calls. Entries keep their order: a delete or a
- * wait first sends what is batched before it. Runs with the lock held except around calls and
- * sleeps. */
+/* Tells the kernel that the shown asset ino, called name, is gone. Lock held; dropped
+ * meanwhile. */
+static void forget_asset(struct materializer *m, uint64_t ino, const char *name, size_t len)
+{
+    batch_flush(m);
+    pthread_mutex_unlock(&m->tree->lock);
+    int r = fuse_lowlevel_notify_delete(m->se, TREE_INO_ASSETS, ino, name, len);
+    if (r)
+        r = fuse_lowlevel_notify_inval_entry(m->se, TREE_INO_ASSETS, name, len);
+    if (r && r != -ENOENT)
+        fs_log(m->log, LOG_DEBUG, "materializer: forget %s: %s", name, strerror(-r));
+    pthread_mutex_lock(&m->tree->lock);
+}
+
+/* Batches the call that makes an entry, after its asset's delay. Lock held; dropped while it
+ * sleeps or sends. */
+static void make_entry(struct materializer *m, enum mat_action act, uint64_t ino, const char *path,
+                       const struct timespec *wait_until)
+{
+    if (act == MAT_MKNOD && !time_reached(wait_until)) {
+        batch_flush(m);
+        pthread_mutex_unlock(&m->tree->lock);
+        sleep_until(wait_until);
+        pthread_mutex_lock(&m->tree->lock);
+    }
+    enum caller_op op = act == MAT_MKDIR ? CALLER_MKDIR : CALLER_MKNOD;
+    if (!caller_add(m->caller, op, ino, path)) {
+        batch_flush(m);
+        caller_add(m->caller, op, ino, path); /* an empty batch has room for any path */
+    }
+    if (caller_count(m->caller) == CALLER_BATCH_MAX)
+        batch_flush(m);
+}
+
+/* Takes entries off the queue and batches their calls. Runs with the lock held except around
+ * calls and sleeps. */
 static void *materializer_main(void *arg)
 {
-    struct twinfs *fs = arg;
-    struct mat_batch *b = fs->mat_batch;
+    struct materializer *m = arg;
     sigset_t all;
     char path[PATH_MAX];
     char name[NAME_MAX + 1];
@@ -542,73 +340,49 @@ static void *materializer_main(void *arg)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
 
-    pthread_mutex_lock(&fs->tree.lock);
-    while (!fs->init_done && !fs->mq_stop)
-        pthread_cond_wait(&fs->mq_cond, &fs->tree.lock);
-    while (!fs->mq_stop) {
-        if (b->count > 0 && waits_for_its_asset(fs->mq_head)) {
-            batch_flush(fs, b); /* the asset's mkdir may be in it */
+    pthread_mutex_lock(&m->tree->lock);
+    while (!m->init_done && !m->stop)
+        pthread_cond_wait(&m->cond, &m->tree->lock);
+    while (!m->stop) {
+        size_t batched = caller_count(m->caller);
+        if (batched > 0 && waits_for_its_asset(m->head)) {
+            batch_flush(m); /* the asset's mkdir may be in it */
             continue;
         }
-        struct node *n = mq_pop(fs);
-        fs->mq_busy = n != NULL || b->count > 0;
+        struct node *n = queue_pop(m);
+        m->busy = n != NULL || batched > 0;
         if (!n) {
-            if (b->count > 0)
-                batch_flush(fs, b); /* the queue ran dry: what is batched goes now */
+            if (batched > 0)
+                batch_flush(m); /* the queue ran dry: what is batched goes now */
             else
-                pthread_cond_wait(&fs->mq_cond, &fs->tree.lock);
+                pthread_cond_wait(&m->cond, &m->tree->lock);
             continue;
         }
         struct timespec wait_until;
-        enum mat_action act = plan(fs, n, path, sizeof(path), &wait_until);
+        enum mat_action act = decide_action(m, n, path, sizeof(path), &wait_until);
         uint64_t ino = n->ino;
         size_t name_len = strlen(n->name);
         if (name_len > NAME_MAX)
             name_len = NAME_MAX;
         memcpy(name, n->name, name_len);
         name[name_len] = '\0';
-        tree_maybe_free(&fs->tree, n); /* it may have waited for us to let go */
-
-        switch (act) {
-        case MAT_NONE:
-            break;
-        case MAT_DELETE:
-            batch_flush(fs, b);
-            pthread_mutex_unlock(&fs->tree.lock);
-            int r = fuse_lowlevel_notify_delete(fs->se, TREE_INO_ASSETS, ino, name, name_len);
-            if (r)
-                r = fuse_lowlevel_notify_inval_entry(fs->se, TREE_INO_ASSETS, name, name_len);
-            if (r && r != -ENOENT)
-                fs_log(fs, LOG_DEBUG, "materializer: forget %s: %s", name, strerror(-r));
-            pthread_mutex_lock(&fs->tree.lock);
-            break;
-        case MAT_MKNOD:
-        case MAT_MKDIR:
-            if (act == MAT_MKNOD && !time_reached(&wait_until)) {
-                batch_flush(fs, b);
-                pthread_mutex_unlock(&fs->tree.lock);
-                sleep_until(&wait_until);
-                pthread_mutex_lock(&fs->tree.lock);
-            }
-            char op = act == MAT_MKDIR ? 'd' : 'n';
-            if (!batch_add(b, op, ino, path)) {
-                batch_flush(fs, b);
-                batch_add(b, op, ino, path); /* an empty batch has room for any path */
-            }
-            if (b->count == BATCH_MAX)
-                batch_flush(fs, b);
-            break;
-        }
+        tree_maybe_free(m->tree, n); /* it may have waited for us to let go */
+        if (act == MAT_DELETE)
+            forget_asset(m, ino, name, name_len);
+        else if (act != MAT_NONE)
+            make_entry(m, act, ino, path, &wait_until);
     }
-    pthread_mutex_unlock(&fs->tree.lock);
+    pthread_mutex_unlock(&m->tree->lock);
     return NULL;
 }
 
-int materializer_start(struct twinfs *fs)
+int materializer_start(struct materializer *m, struct fuse_session *se,
+                       const struct mount_ref *mount)
 {
     sigset_t stop_signals, old;
     int r;
 
+    m->se = se;
     /* SIGTERM and friends must reach the session loop's threads, not this one: a signal taken
      * here would not wake the loop. The thread inherits the mask set around its creation. */
     sigemptyset(&stop_signals);
@@ -616,53 +390,42 @@ int materializer_start(struct twinfs *fs)
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop_signals, &old);
-    fs->mat_batch = calloc(1, sizeof(*fs->mat_batch));
-    if (!fs->mat_batch) {
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        return -ENOMEM;
-    }
-    r = -caller_start(fs);
+    r = caller_start(m->caller, mount);
     if (r == 0) {
-        r = pthread_create(&fs->mat_thread, NULL, materializer_main, fs);
-        if (r)
-            caller_stop(fs);
+        r = -pthread_create(&m->thread, NULL, materializer_main, m);
+        if (r == 0)
+            m->running = true;
+        else
+            caller_stop(m->caller);
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (r) {
-        free(fs->mat_batch);
-        fs->mat_batch = NULL;
-        return -r;
-    }
-    fs->mat_running = true;
-    return 0;
+    return r;
 }
 
-void materializer_init_done(struct twinfs *fs)
+void materializer_init_done(struct materializer *m)
 {
-    pthread_mutex_lock(&fs->tree.lock);
-    fs->init_done = true;
-    pthread_cond_broadcast(&fs->mq_cond);
-    pthread_mutex_unlock(&fs->tree.lock);
+    pthread_mutex_lock(&m->tree->lock);
+    m->init_done = true;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->tree->lock);
 }
 
-int materializer_stop(struct twinfs *fs, unsigned timeout_ms)
+int materializer_stop(struct materializer *m, unsigned timeout_ms)
 {
-    if (!fs->mat_running)
+    if (!m->running)
         return 0;
-    pthread_mutex_lock(&fs->tree.lock);
-    fs->mq_stop = true;
-    pthread_cond_broadcast(&fs->mq_cond);
-    pthread_mutex_unlock(&fs->tree.lock);
+    pthread_mutex_lock(&m->tree->lock);
+    m->stop = true;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->tree->lock);
     if (timeout_ms) {
         struct timespec ts = deadline_after_ms(timeout_ms);
-        if (pthread_timedjoin_np(fs->mat_thread, NULL, &ts) != 0)
+        if (pthread_timedjoin_np(m->thread, NULL, &ts) != 0)
             return -ETIMEDOUT;
     } else {
-        pthread_join(fs->mat_thread, NULL);
+        pthread_join(m->thread, NULL);
     }
-    fs->mat_running = false;
-    caller_stop(fs);
-    free(fs->mat_batch);
-    fs->mat_batch = NULL;
+    m->running = false;
+    caller_stop(m->caller);
     return 0;
 }

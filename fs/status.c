@@ -10,13 +10,14 @@
 char *status_render(struct twinfs *fs, size_t *ret_len)
 {
     struct follower_status st;
-    size_t visible_events, visible_assets, queued;
+    struct materializer_stats mst;
+    size_t visible_events, visible_assets;
 
     follower_get_status(fs->follower, &st);
     pthread_mutex_lock(&fs->tree.lock);
     visible_events = fs->tree.visible_events;
     visible_assets = fs->tree.visible_assets;
-    queued = fs->mq_len + (fs->mq_busy ? 1 : 0); /* 0: everything delivered is shown */
+    materializer_get_stats(fs->mat, &mst);
     pthread_mutex_unlock(&fs->tree.lock);
 
     json_t *ops = json_object();
@@ -33,10 +34,9 @@ char *status_render(struct twinfs *fs, size_t *ret_len)
         (json_int_t)st.acked, "visible_events", (json_int_t)visible_events, "assets",
         (json_int_t)visible_assets, "bad_records", (json_int_t)st.bad_records, "decode_errors",
         (json_int_t)st.decode_errors, "reconnects", (json_int_t)st.reconnects, "last_error",
-        st.last_error[0] ? st.last_error : NULL, "materialize_queue", (json_int_t)queued,
-        "materialized", (json_int_t)atomic_load(&fs->materialized), "materialize_errors",
-        (json_int_t)atomic_load(&fs->materialize_errors), "t2_open",
-        (json_int_t)atomic_load(&fs->t2_open), "t2_streams_open",
+        st.last_error[0] ? st.last_error : NULL, "materialize_queue", (json_int_t)mst.queued,
+        "materialized", (json_int_t)mst.materialized, "materialize_errors", (json_int_t)mst.errors,
+        "t2_open", (json_int_t)atomic_load(&fs->t2_open), "t2_streams_open",
         (json_int_t)t2_stream_count_open(), "t2_requests",
         (json_int_t)atomic_load(&fs->t2_requests), "requests", ops);
     if (!o)

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EVENT_OFFSET_DIGITS 20 /* UINT64_MAX has 20 digits: every offset sorts by name */
+#include "event_file.h"
 
 static uint64_t hash_u64(uint64_t x)
 {
@@ -28,49 +28,38 @@ static uint64_t hash_name(uint64_t parent, const char *name)
     return h;
 }
 
-static int ino_tab_grow(struct tree *t)
+/* The link to the next node in a bucket of the name table (names) or of the inode table. */
+static struct node **bucket_next(struct node *n, bool names)
 {
-    size_t ncap = t->ino_cap ? t->ino_cap * 2 : 1024;
-    struct node **nt = calloc(ncap, sizeof(struct node *));
-
-    if (!nt)
-        return -ENOMEM;
-    for (size_t i = 0; i < t->ino_cap; i++) {
-        struct node *n = t->ino_tab[i];
-        while (n) {
-            struct node *next = n->ino_next;
-            size_t b = hash_u64(n->ino) & (ncap - 1);
-            n->ino_next = nt[b];
-            nt[b] = n;
-            n = next;
-        }
-    }
-    free(t->ino_tab);
-    t->ino_tab = nt;
-    t->ino_cap = ncap;
-    return 0;
+    return names ? &n->name_next : &n->ino_next;
 }
 
-static int name_tab_grow(struct tree *t)
+static uint64_t bucket_hash(const struct node *n, bool names)
 {
-    size_t ncap = t->name_cap ? t->name_cap * 2 : 1024;
+    return names ? hash_name(n->parent->ino, n->name) : hash_u64(n->ino);
+}
+
+/* Doubles the name table (names) or the inode table, rehashing what it holds. */
+static int tab_grow(struct node ***tab, size_t *cap, bool names)
+{
+    size_t ncap = *cap ? *cap * 2 : 1024;
     struct node **nt = calloc(ncap, sizeof(struct node *));
 
     if (!nt)
         return -ENOMEM;
-    for (size_t i = 0; i < t->name_cap; i++) {
-        struct node *n = t->name_tab[i];
+    for (size_t i = 0; i < *cap; i++) {
+        struct node *n = (*tab)[i];
         while (n) {
-            struct node *next = n->name_next;
-            size_t b = hash_name(n->parent->ino, n->name) & (ncap - 1);
-            n->name_next = nt[b];
+            struct node *next = *bucket_next(n, names);
+            size_t b = bucket_hash(n, names) & (ncap - 1);
+            *bucket_next(n, names) = nt[b];
             nt[b] = n;
             n = next;
         }
     }
-    free(t->name_tab);
-    t->name_tab = nt;
-    t->name_cap = ncap;
+    free(*tab);
+    *tab = nt;
+    *cap = ncap;
     return 0;
 }
 
@@ -123,20 +112,25 @@ static void name_tab_remove(struct tree *t, struct node *node)
     node->in_name_table = false;
 }
 
-struct node *tree_node_new(struct tree *t, struct node *parent, enum node_kind kind,
-                           const char *name, bool named)
+/* A new node (state PENDING, nlookup 0) under parent, in the inode table; in the name table
+ * too when named is true. Returns NULL on ENOMEM. */
+static struct node *node_new(struct tree *t, struct node *parent, enum node_kind kind,
+                             const char *name, bool named)
 {
     struct node *n;
 
-    if (t->ino_count + 1 > t->ino_cap && ino_tab_grow(t) < 0)
+    if (t->ino_count + 1 > t->ino_cap && tab_grow(&t->ino_tab, &t->ino_cap, false) < 0)
         return NULL;
-    if (named && t->name_count + 1 > t->name_cap && name_tab_grow(t) < 0)
+    if (named && t->name_count + 1 > t->name_cap && tab_grow(&t->name_tab, &t->name_cap, true) < 0)
         return NULL;
     n = calloc(1, sizeof(*n));
     if (!n)
         return NULL;
     n->name = strdup(name);
-    if (!n->name) {
+    if (kind == NODE_ASSET)
+        n->asset.events = dir_index_new();
+    if (!n->name || (kind == NODE_ASSET && !n->asset.events)) {
+        free(n->name);
         free(n);
         return NULL;
     }
@@ -145,15 +139,13 @@ struct node *tree_node_new(struct tree *t, struct node *parent, enum node_kind k
     n->state = NODE_PENDING;
     n->parent = parent;
     n->mtime = time(NULL);
-    if (kind == NODE_ASSET)
-        seqlist_init(&n->u.as.events);
     if (parent)
         parent->nchildren++;
     size_t b = hash_u64(n->ino) & (t->ino_cap - 1);
     n->ino_next = t->ino_tab[b];
     t->ino_tab[b] = n;
     t->ino_count++;
-    if (named) {
+    if (named && parent) { /* only the root has no parent, and no name */
         b = hash_name(parent->ino, n->name) & (t->name_cap - 1);
         n->name_next = t->name_tab[b];
         t->name_tab[b] = n;
@@ -210,12 +202,12 @@ static void t2_lru_update(struct tree *t, struct node *n)
 static void node_free_data(struct node *n)
 {
     if (n->kind == NODE_EVENT) {
-        free(n->u.ev.type_name);
-        free(n->u.ev.time);
-        free(n->u.ev.source);
-        free(n->u.ev.content);
+        free(n->event.type_name);
+        free(n->event.time);
+        free(n->event.source);
+        free(n->event.content);
     } else if (n->kind == NODE_ASSET) {
-        seqlist_free(&n->u.as.events);
+        dir_index_free(n->asset.events);
     }
     free(n->mime);
     free(n->name);
@@ -242,7 +234,9 @@ void tree_maybe_free(struct tree *t, struct node *n)
     }
 }
 
-void tree_unlink_node(struct tree *t, struct node *n)
+/* Takes n out of the name table (not out of its directory's index) and marks it REMOVED;
+ * frees it if nothing else holds it. */
+static void unlink_node(struct tree *t, struct node *n)
 {
     name_tab_remove(t, n);
     n->state = NODE_REMOVED;
@@ -283,8 +277,7 @@ struct node *tree_t2_child(struct tree *t, struct node *parent, const char *name
     struct node *n = tree_find_child(t, parent, name);
 
     if (!n) {
-        n = tree_node_new(t, parent, parent->kind == NODE_T2 ? NODE_T2_TYPE : NODE_T2_FILE, name,
-                          true);
+        n = node_new(t, parent, parent->kind == NODE_T2 ? NODE_T2_TYPE : NODE_T2_FILE, name, true);
         if (!n)
             return NULL;
         t->t2_nodes++;
@@ -317,37 +310,10 @@ struct node *tree_asset_of(struct node *n)
     return n;
 }
 
-int tree_event_filename(uint64_t offset, const char *type_name, char *buf, size_t size)
-{
-    int r = snprintf(buf, size, "%0*" PRIu64 "-%s.json", EVENT_OFFSET_DIGITS, offset, type_name);
-
-    if (r < 0 || (size_t)r >= size || r > 255)
-        return -ENAMETOOLONG;
-    return r;
-}
-
-int tree_parse_event_filename(const char *name, uint64_t *ret_offset)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < EVENT_OFFSET_DIGITS; i++) {
-        if (name[i] < '0' || name[i] > '9')
-            return -ENOENT;
-        unsigned d = (unsigned)(name[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -ENOENT;
-        v = v * 10 + d;
-    }
-    if (name[EVENT_OFFSET_DIGITS] != '-')
-        return -ENOENT;
-    *ret_offset = v;
-    return 0;
-}
-
 static struct node *fixed_node(struct tree *t, struct node *parent, enum node_kind kind,
                                const char *name)
 {
-    struct node *n = tree_node_new(t, parent, kind, name, parent != NULL);
+    struct node *n = node_new(t, parent, kind, name, parent != NULL);
 
     if (n) {
         n->state = NODE_VISIBLE;
@@ -362,7 +328,9 @@ int tree_init(struct tree *t)
     pthread_mutex_init(&t->lock, NULL);
     t->next_ino = TREE_INO_ROOT;
     t->next_serial = 1;
-    seqlist_init(&t->assets);
+    t->assets = dir_index_new();
+    if (!t->assets)
+        goto fail;
     t->root = fixed_node(t, NULL, NODE_ROOT, "");
     if (!t->root)
         goto fail;
@@ -393,7 +361,137 @@ void tree_destroy(struct tree *t)
     }
     free(t->ino_tab);
     free(t->name_tab);
-    seqlist_free(&t->assets);
+    dir_index_free(t->assets);
     pthread_mutex_destroy(&t->lock);
     memset(t, 0, sizeof(*t));
+}
+
+struct node *tree_asset_get_or_add(struct tree *t, const char *name, bool *ret_new)
+{
+    struct node *a = tree_find_child(t, t->assets_dir, name);
+
+    *ret_new = false;
+    if (a)
+        return a;
+    a = node_new(t, t->assets_dir, NODE_ASSET, name, true);
+    if (!a)
+        return NULL;
+    a->asset.serial = t->next_serial++;
+    a->asset.events_dir = node_new(t, a, NODE_EVENTS, "events", false);
+    a->asset.t2_dir = node_new(t, a, NODE_T2, "t2", false);
+    if (!a->asset.events_dir || !a->asset.t2_dir ||
+        dir_index_insert(t->assets, a->asset.serial, a) < 0) {
+        if (a->asset.events_dir)
+            unlink_node(t, a->asset.events_dir);
+        if (a->asset.t2_dir)
+            unlink_node(t, a->asset.t2_dir);
+        unlink_node(t, a);
+        return NULL;
+    }
+    *ret_new = true;
+    return a;
+}
+
+int tree_event_add(struct tree *t, struct node *asset, const char *fname,
+                   const struct node_event *ev, struct node **ret)
+{
+    if (asset->state == NODE_REMOVED || dir_index_get(asset->asset.events, ev->offset))
+        return -EEXIST;
+    struct node *n = node_new(t, asset->asset.events_dir, NODE_EVENT, fname, false);
+    if (!n)
+        return -ENOMEM;
+    if (dir_index_insert(asset->asset.events, ev->offset, n) < 0) {
+        unlink_node(t, n);
+        return -ENOMEM;
+    }
+    n->event = *ev;
+    *ret = n;
+    return 0;
+}
+
+struct node *tree_event_find(struct tree *t, const struct node *dir, const char *name)
+{
+    uint64_t offset;
+    const struct node *asset = dir->parent;
+
+    (void)t;
+    if (dir->kind != NODE_EVENTS || event_file_parse_name(name, &offset) < 0)
+        return NULL;
+    struct node *n = dir_index_get(asset->asset.events, offset);
+    if (n && strcmp(n->name, name) == 0)
+        return n;
+    return NULL;
+}
+
+struct node *tree_dir_next(struct tree *t, const struct node *dir, uint64_t from, uint64_t *ret_key)
+{
+    if (dir->kind == NODE_ASSETS)
+        return dir_index_next(t->assets, from, ret_key);
+    if (dir->kind == NODE_EVENTS)
+        return dir_index_next(dir->parent->asset.events, from, ret_key);
+    return NULL;
+}
+
+int tree_show(struct tree *t, struct node *n)
+{
+    if (n->state != NODE_PENDING)
+        return -EEXIST;
+    n->state = NODE_VISIBLE;
+    if (n->kind == NODE_EVENT) {
+        t->visible_events++;
+    } else if (n->kind == NODE_ASSET) {
+        n->asset.events_dir->state = NODE_VISIBLE;
+        n->asset.t2_dir->state = NODE_VISIBLE;
+        n->asset.was_visible = true;
+        clock_gettime(CLOCK_MONOTONIC, &n->asset.visible_at);
+        t->visible_assets++;
+    }
+    return 0;
+}
+
+int tree_ack_begin(struct tree *t, struct node *n)
+{
+    if (n->kind != NODE_EVENT || n->state != NODE_VISIBLE)
+        return -ENOENT;
+    n->state = NODE_ACKING;
+    t->visible_events--;
+    return 0;
+}
+
+void tree_ack_end(struct tree *t, const char *asset, uint64_t offset, bool acked)
+{
+    struct node *a = tree_find_child(t, t->assets_dir, asset);
+    struct node *n = a ? dir_index_get(a->asset.events, offset) : NULL;
+
+    if (!n || n->state != NODE_ACKING)
+        return;
+    if (acked) {
+        dir_index_remove(a->asset.events, offset);
+        unlink_node(t, n);
+    } else {
+        n->state = NODE_VISIBLE; /* the ack is not on disk: the event stays */
+        t->visible_events++;
+    }
+}
+
+void tree_asset_drop(struct tree *t, struct node *asset)
+{
+    struct dir_index *events = asset->asset.events;
+    uint64_t key = 0;
+
+    if (asset->state == NODE_REMOVED)
+        return;
+    for (struct node *ev = dir_index_next(events, 0, &key); ev;
+         ev = key < UINT64_MAX ? dir_index_next(events, key + 1, &key) : NULL) {
+        if (ev->state == NODE_VISIBLE)
+            t->visible_events--;
+        dir_index_remove(events, key);
+        unlink_node(t, ev);
+    }
+    if (asset->state == NODE_VISIBLE)
+        t->visible_assets--;
+    dir_index_remove(t->assets, asset->asset.serial);
+    unlink_node(t, asset->asset.events_dir);
+    unlink_node(t, asset->asset.t2_dir);
+    unlink_node(t, asset);
 }

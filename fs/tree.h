@@ -13,6 +13,11 @@
  * entries are never cached by the kernel (timeout 0), so the next use of such a path looks it
  * up again and gets a new node.
  *
+ * A node's state moves PENDING -> VISIBLE (tree_show) -> ACKING (tree_ack_begin) -> REMOVED
+ * (tree_ack_end, tree_asset_drop), or back to VISIBLE when an ack fails; the functions here are
+ * the only writers of a node's state, of the directories' indexes and of the visible_events and
+ * visible_assets counters, which they keep equal to the nodes in state VISIBLE. Others read.
+ *
  * Every function here expects the caller to hold tree->lock unless it says otherwise. */
 #pragma once
 #include <pthread.h>
@@ -20,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
-#include "seqlist.h"
+#include "dir_index.h"
 
 enum node_kind {
     NODE_ROOT,
@@ -38,24 +43,25 @@ enum node_kind {
 enum node_state {
     NODE_PENDING, /* known, not yet materialized: invisible to lookup and readdir */
     NODE_VISIBLE, /* in the tree */
-    NODE_ACKING,  /* an unlink is acking it: invisible, put back if the ack fails */
+    NODE_ACKING,  /* an unlink is acking it: invisible, VISIBLE again if the ack fails */
     NODE_REMOVED, /* out of the tree for good; lives until forgotten */
 };
 
+/* An event file's data; its strings are the node's (freed with it). */
 struct node_event {
     uint64_t seq;
     uint64_t offset;
     int version;
-    char *type_name; /* the event's name, e.g. NewDocSet */
+    char *type_name; /* the event's name as in its file name, e.g. NewDocSet */
     char *time;      /* may be NULL */
     char *source;    /* may be NULL */
-    char *content;   /* the rendered JSON; freed when removed */
+    char *content;   /* the event file's bytes (event_file.h) */
     size_t content_len;
 };
 
 struct node_asset {
-    uint64_t serial;       /* creation order: the assets readdir key */
-    struct seqlist events; /* offset -> struct node * */
+    uint64_t serial;          /* creation order: the assets readdir key */
+    struct dir_index *events; /* offset -> struct node * (the event) */
     struct node *events_dir;
     struct node *t2_dir;
     bool was_visible;
@@ -81,9 +87,9 @@ struct node {
     bool in_t2_lru; /* a T2 node that may be dropped: no children, nothing open */
     struct node *lru_prev, *lru_next;
     union {
-        struct node_event ev;
-        struct node_asset as;
-    } u;
+        struct node_event event; /* NODE_EVENT */
+        struct node_asset asset; /* NODE_ASSET */
+    };
 };
 
 #define TREE_INO_ROOT   1
@@ -104,9 +110,9 @@ struct tree {
     size_t name_count;
     uint64_t next_ino;
     uint64_t next_serial;
-    struct seqlist assets; /* serial -> struct node * (the asset) */
-    size_t visible_events; /* events in state VISIBLE */
-    size_t visible_assets;
+    struct dir_index *assets; /* serial -> struct node * (the asset) */
+    size_t visible_events;    /* events in state VISIBLE */
+    size_t visible_assets;    /* assets in state VISIBLE */
     struct node *root, *assets_dir, *meta_dir, *status;
     size_t t2_nodes;                         /* NODE_T2_TYPE and NODE_T2_FILE nodes allocated */
     struct node *t2_lru_first, *t2_lru_last; /* the droppable ones, least recently used first */
@@ -118,20 +124,11 @@ int tree_init(struct tree *t);
 /* Frees every node and the tables. No lock needed: nothing else runs. */
 void tree_destroy(struct tree *t);
 
-/* A new node (state PENDING, nlookup 0) under parent, in the inode table; in the name table
- * too when named is true. Returns NULL on ENOMEM. */
-struct node *tree_node_new(struct tree *t, struct node *parent, enum node_kind kind,
-                           const char *name, bool named);
-
 /* The node with this inode number, or NULL. */
 struct node *tree_get(struct tree *t, uint64_t ino);
 
 /* The named child of parent (any state), or NULL. */
 struct node *tree_find_child(struct tree *t, const struct node *parent, const char *name);
-
-/* Takes node out of the name table (not out of its parent's seqlist) and marks it REMOVED;
- * frees it if nothing else holds it. */
-void tree_unlink_node(struct tree *t, struct node *n);
 
 /* Drops n nlookups (forget); frees the node when nothing holds it any more. */
 void tree_forget(struct tree *t, struct node *node, uint64_t n);
@@ -156,9 +153,35 @@ static inline bool node_shown(const struct node *n)
     return n && n->state == NODE_VISIBLE;
 }
 
-/* Writes the event file name "<offset zero-padded to 20 digits>-<Name>.json" into buf.
- * Returns the length, or -ENAMETOOLONG. */
-int tree_event_filename(uint64_t offset, const char *type_name, char *buf, size_t size);
+/* The asset called name, made PENDING with its events/ and t2/ directories if there is none
+ * (*ret_new then true). Returns NULL on ENOMEM. */
+struct node *tree_asset_get_or_add(struct tree *t, const char *name, bool *ret_new);
 
-/* Parses the offset out of an event file name. Returns 0 or -ENOENT (not such a name). */
-int tree_parse_event_filename(const char *name, uint64_t *ret_offset);
+/* A new PENDING event under asset, called fname, indexed by ev->offset. Takes ev's strings
+ * on success only. Returns 0, -EEXIST (the asset has that offset, or is removed), -ENOMEM. */
+int tree_event_add(struct tree *t, struct node *asset, const char *fname,
+                   const struct node_event *ev, struct node **ret);
+
+/* The event called name in the events directory dir (any state), or NULL. */
+struct node *tree_event_find(struct tree *t, const struct node *dir, const char *name);
+
+/* The entry of the assets directory or of an events directory with the smallest key >= from
+ * (assets by serial, events by offset), any state, its key in *ret_key; NULL if none. */
+struct node *tree_dir_next(struct tree *t, const struct node *dir, uint64_t from,
+                           uint64_t *ret_key);
+
+/* PENDING -> VISIBLE: an event, or an asset with its events/ and t2/. Returns 0, or -EEXIST
+ * if n is not pending. */
+int tree_show(struct tree *t, struct node *n);
+
+/* VISIBLE -> ACKING: an unlink acks event n; it is out of sight meanwhile. Returns 0, or
+ * -ENOENT if n is not visible (of racing unlinks exactly one gets 0). */
+int tree_ack_begin(struct tree *t, struct node *n);
+
+/* Ends the ack of the event at offset of the asset called asset: acked, it is REMOVED; not,
+ * it is VISIBLE again. Nothing if it went meanwhile (its asset was deleted). */
+void tree_ack_end(struct tree *t, const char *asset, uint64_t offset, bool acked);
+
+/* Takes asset and everything under it out of the tree (REMOVED); frees what nothing holds.
+ * A caller that still needs the asset node (to tell the kernel) holds it first. */
+void tree_asset_drop(struct tree *t, struct node *asset);

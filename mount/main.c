@@ -24,7 +24,7 @@
 #include "mount_ref.h"
 #include "options.h"
 #include "tracker.h"
-#include "twinfs.h"
+#include "session.h"
 
 #ifndef TWINFS_VERSION
 #define TWINFS_VERSION "unknown"

@@ -119,7 +119,7 @@ static char *build_schema(size_t which)
     return text;
 }
 
-/* The size follower_event_render gives the data: indented by 2, one level in. */
+/* The size the event file (fs/event_file.c) gives the data: indented by 2, one level in. */
 static size_t rendered_size(json_t *data)
 {
     json_t *o = json_pack("{s:O}", "data", data);

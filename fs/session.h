@@ -1,8 +1,8 @@
-/* twinfs: the filesystem over a follower (the FUSE low-level operations, the inode table, the
- * materializer). mount/ parses options and wires this to a FUSE session; nothing in here parses
- * command lines or daemonizes.
+/* session: the filesystem over a follower (twinfs_*: the FUSE low-level operations, the inode
+ * table, the materializer) and its life cycle. mount/ parses options and wires this to a FUSE
+ * session; nothing in here parses command lines or daemonizes.
  *
- * Life cycle, in this order (mount/twinfs.c does it):
+ * Life cycle, in this order (mount/ does it):
  *   twinfs_new            opens the tracker (through follower_new)
  *   twinfs_start          snapshot of the twin (this checks the twin), stream thread started;
  *                         assets and events gather, invisible until materialized
@@ -46,7 +46,7 @@ int twinfs_start(struct twinfs *fs);
 const struct fuse_lowlevel_ops *twinfs_lowlevel_ops(void);
 
 /* Starts the materializer on the mounted session se: its thread, and its caller process
- * (fs/materializer.c), which is named twinfs-caller once this returns. mount is the mount made
+ * (fs/caller.c), which is named twinfs-caller once this returns. mount is the mount made
  * for se, noted (mount_ref_note); its calls go there and nowhere else. Borrows mount's
  * descriptors until twinfs_free. Returns 0 or -errno. */
 int twinfs_attach(struct twinfs *fs, struct fuse_session *se, const struct mount_ref *mount);

@@ -1,22 +1,37 @@
-/* seqlist: see seqlist.h. */
-#include "seqlist.h"
+/* dir_index: see dir_index.h. */
+#include "dir_index.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-void seqlist_init(struct seqlist *l)
+struct slot {
+    uint64_t key;
+    void *ptr; /* NULL: tombstone */
+};
+
+struct dir_index {
+    struct slot *v;
+    size_t len; /* slots in use, tombstones included; keys strictly increase over them */
+    size_t cap;
+    size_t live; /* slots whose ptr is not NULL */
+};
+
+struct dir_index *dir_index_new(void)
 {
-    memset(l, 0, sizeof(*l));
+    return calloc(1, sizeof(struct dir_index));
 }
 
-void seqlist_free(struct seqlist *l)
+void dir_index_free(struct dir_index *l)
 {
+    if (!l)
+        return;
     free(l->v);
-    seqlist_init(l);
+    free(l);
 }
 
-size_t seqlist_lower_bound(const struct seqlist *l, uint64_t key)
+/* Index of the first slot whose key is >= key (may be len). */
+static size_t lower_bound(const struct dir_index *l, uint64_t key)
 {
     size_t lo = 0, hi = l->len;
 
@@ -30,15 +45,8 @@ size_t seqlist_lower_bound(const struct seqlist *l, uint64_t key)
     return lo;
 }
 
-size_t seqlist_next_live(const struct seqlist *l, size_t i)
-{
-    while (i < l->len && !l->v[i].ptr)
-        i++;
-    return i;
-}
-
 /* Drops the tombstones; keys stay sorted. */
-static void seqlist_compact(struct seqlist *l)
+static void compact(struct dir_index *l)
 {
     size_t w = 0;
 
@@ -48,14 +56,14 @@ static void seqlist_compact(struct seqlist *l)
     l->len = w;
 }
 
-int seqlist_insert(struct seqlist *l, uint64_t key, void *ptr)
+int dir_index_insert(struct dir_index *l, uint64_t key, void *ptr)
 {
     size_t i;
 
     if (l->len > 0 && l->v[l->len - 1].key < key) {
         i = l->len; /* the common case: keys arrive in order */
     } else {
-        i = seqlist_lower_bound(l, key);
+        i = lower_bound(l, key);
         if (i < l->len && l->v[i].key == key) {
             if (l->v[i].ptr)
                 return -EEXIST;
@@ -64,15 +72,13 @@ int seqlist_insert(struct seqlist *l, uint64_t key, void *ptr)
             return 0;
         }
     }
-    if (l->len == l->cap) {
-        if (l->len - l->live >= l->live && l->len > 0) {
-            seqlist_compact(l);
-            i = seqlist_lower_bound(l, key);
-        }
+    if (l->len == l->cap && l->len > 0 && l->len - l->live >= l->live) {
+        compact(l);
+        i = lower_bound(l, key);
     }
     if (l->len == l->cap) {
         size_t ncap = l->cap ? l->cap * 2 : 16;
-        struct seqlist_slot *nv = realloc(l->v, ncap * sizeof(*nv));
+        struct slot *nv = realloc(l->v, ncap * sizeof(*nv));
         if (!nv)
             return -ENOMEM;
         l->v = nv;
@@ -86,18 +92,18 @@ int seqlist_insert(struct seqlist *l, uint64_t key, void *ptr)
     return 0;
 }
 
-void *seqlist_get(const struct seqlist *l, uint64_t key)
+void *dir_index_get(const struct dir_index *l, uint64_t key)
 {
-    size_t i = seqlist_lower_bound(l, key);
+    size_t i = lower_bound(l, key);
 
     if (i < l->len && l->v[i].key == key)
         return l->v[i].ptr;
     return NULL;
 }
 
-int seqlist_remove(struct seqlist *l, uint64_t key)
+int dir_index_remove(struct dir_index *l, uint64_t key)
 {
-    size_t i = seqlist_lower_bound(l, key);
+    size_t i = lower_bound(l, key);
 
     if (i >= l->len || l->v[i].key != key || !l->v[i].ptr)
         return -ENOENT;
@@ -109,7 +115,23 @@ int seqlist_remove(struct seqlist *l, uint64_t key)
         while (l->len > 0 && !l->v[l->len - 1].ptr)
             l->len--;
     } else if (l->len > 64 && l->len - l->live > 2 * l->live) {
-        seqlist_compact(l);
+        compact(l);
     }
     return 0;
+}
+
+void *dir_index_next(const struct dir_index *l, uint64_t from, uint64_t *ret_key)
+{
+    for (size_t i = lower_bound(l, from); i < l->len; i++) {
+        if (l->v[i].ptr) {
+            *ret_key = l->v[i].key;
+            return l->v[i].ptr;
+        }
+    }
+    return NULL;
+}
+
+size_t dir_index_count(const struct dir_index *l)
+{
+    return l->live;
 }
