@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from follower_proc import Example, example_path
-from twinctl import Twin, generated_bytes
+from testlib.example import Example
+from testlib.paths import example_path
+from testlib.twin import Twin, generated_bytes
 
 PING = {"type": "record", "name": "Ping", "fields": [{"name": "n", "type": "long"}]}
 

@@ -3,8 +3,8 @@ at once; as they are acked the rest arrive; twinfs' RSS stays bounded."""
 
 import os
 
-from fsutil import publish_pings, setup_ping
-from mountlib import mounted
+from testlib.events import publish_pings, setup_ping
+from testlib.mount import mounted
 
 
 def test_max_pending_window(twin, tmp_path):
