@@ -13,7 +13,6 @@ import json
 import os
 import re
 import threading
-import time
 
 import pytest
 
@@ -269,7 +268,8 @@ def test_hostile_t2_answers(fake, mount_of):
 
     t = threading.Thread(target=stall_reader, daemon=True)
     t.start()
-    time.sleep(1)
+    m.wait_for(lambda: any(meth == "POST" and "/t2/Stall" in path
+                           for meth, path in list(fake.requests)), 20, "the stalled request")
     assert m.events("a") == [event_name(0, "Ping")]
     t.join(120)
     assert not t.is_alive(), "a read of a stalled T2 answer never returned"
