@@ -65,34 +65,31 @@ def fake():
         ft.stop()
 
 
+def _starter(make):
+    """The body of a factory fixture: the fixture is a function that builds a process with
+    make(...) and starts it; every process it made is stopped at teardown."""
+    made = []
+
+    def start(*args, **kw):
+        p = make(*args, **kw)
+        made.append(p)
+        return p.start()
+
+    yield start
+    for p in made:
+        p.stop()
+
+
 @pytest.fixture
 def mount_of(tmp_path):
     """mount_of(fake_twin, **opts): a started Mount on a FakeTwin; unmounted at teardown."""
-    mounts = []
-
-    def make(ft, **opts):
-        m = Mount(None, tmp_path, url=ft.url, **opts)
-        mounts.append(m)
-        return m.start()
-
-    yield make
-    for m in mounts:
-        m.stop()
+    yield from _starter(lambda ft, **opts: Mount(None, tmp_path, url=ft.url, **opts))
 
 
 @pytest.fixture
 def inotify(tmp_path):
     """inotify(root): a started Inotify on root; stopped at teardown."""
-    made = []
-
-    def make(root):
-        w = Inotify(root, tmp_path)
-        made.append(w)
-        return w.start()
-
-    yield make
-    for w in made:
-        w.close()
+    yield from _starter(lambda root: Inotify(root, tmp_path))
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ import os
 
 import pytest
 
+from testlib.events import PING
 from testlib.example import Example
 from testlib.paths import example_path
 from testlib.twin import Twin, generated_bytes
-
-PING = {"type": "record", "name": "Ping", "fields": [{"name": "n", "type": "long"}]}
 
 pytestmark = pytest.mark.skipif(not os.path.exists(example_path()),
                                 reason="follower_example not built")
