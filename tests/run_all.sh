@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs, builds (warnings are errors) and runs every test: the C unit tests and pytest
-# (through meson test), the static checks, the unit tests and pytest again under ASan+UBSan
-# (tests/run_asan.sh), the unit tests under valgrind memcheck (tests/run_valgrind.sh) and each
-# libFuzzer target for FUZZ_SECONDS (default 30; tests/fuzz/run.sh).
+# (through meson test: one test per C unit and per pytest module, in the suites unit,
+# integration, reliability and security), the static checks, the unit tests and pytest again
+# under ASan+UBSan (tests/run_asan.sh), the unit tests under valgrind memcheck
+# (tests/run_valgrind.sh) and each libFuzzer target for FUZZ_SECONDS (default 30;
+# tests/fuzz/run.sh).
 # Prints one closing line "tests: N passed, N failed" and exits non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -42,7 +44,8 @@ count_meson build-asan
 # pytest against twinfs built with ASan+UBSan; any sanitizer report fails the step.
 step env ASAN_BUILD=build-asan bash tests/run_asan.sh
 
-# valgrind memcheck on the plain build's unit tests: any leak or bad access fails.
+# valgrind memcheck on the plain build's unit tests (meson test --setup valgrind): any leak
+# or bad access fails.
 step env VALGRIND_BUILD=build bash tests/run_valgrind.sh
 
 # Each fuzz target for a bounded time, from the seed corpora; a crash fails the step.

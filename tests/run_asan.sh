@@ -34,7 +34,7 @@ export TWINFS_SANITIZED=1
 if [ "$#" -eq 0 ]; then
   set -- tests/integration
 fi
-/usr/bin/python3 -m pytest -q -rs --tb=short -p no:cacheprovider "$@"
+/usr/bin/python3 -m pytest -q -rs --tb=short -p no:cacheprovider --basetemp="$TWINFS_BUILD/pytest-asan" "$@"
 status=$?
 
 shopt -s nullglob

@@ -1,4 +1,4 @@
-"""The twinfs benchmark suite (issue 5): every benchmark of docs/performance.md, each measured
+"""The twinfs benchmark suite: every benchmark of docs/performance.md, each measured
 side by side with its baseline in the same run, printed as a table and written to a markdown
 report. Run it through tests/bench/run.sh, which builds what it needs.
 
@@ -26,36 +26,21 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "integration"))
+if __name__ == "__main__":  # a script: the helpers are found as tests/pytest.ini finds them
+    sys.path.insert(1, os.path.dirname(HERE))
 
-from twinctl import Twin  # noqa: E402
-from mountlib import Mount, wait_for  # noqa: E402
+from testlib.events import PING, zigzag  # noqa: E402
+from testlib.mount import Mount  # noqa: E402
+from testlib.proc import progress  # noqa: E402
+from testlib.twin import Twin  # noqa: E402
+from testlib.wait import wait_for  # noqa: E402
 
-PING = {"type": "record", "name": "Ping", "fields": [{"name": "n", "type": "long"}]}
 # "ingest" events go to two assets of ingest/2 each: the C loop consumes one, Python the other.
 FULL = {"ingest": 200000, "assets": 50000, "t2": 1 << 30, "live": 3000}
 QUICK = {"ingest": 60000, "assets": 20000, "t2": 512 << 20, "live": 1000}
 ROUNDS = 3  # rounds of the ingest/consume benchmarks; the best counts
 MARK_BEGIN = "<!-- bench:begin (written by tests/bench/run.sh; do not edit by hand) -->"
 MARK_END = "<!-- bench:end -->"
-
-
-def log(msg):
-    print("bench: " + msg, file=sys.stderr, flush=True)
-
-
-def zigzag_long(v):
-    """AVRO binary of a long."""
-    z = (v << 1) ^ (v >> 63)
-    out = bytearray()
-    while True:
-        b = z & 0x7F
-        z >>= 7
-        if z:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 def load_events(tw, asset, count, start=0, batch=10000):
@@ -65,7 +50,7 @@ def load_events(tw, asset, count, start=0, batch=10000):
         k = min(batch, start + count - n)
         body = "".join(json.dumps({"asset": asset, "name": "Ping", "version": 1,
                                    "source": "bench",
-                                   "data_b64": base64.b64encode(zigzag_long(i)).decode()})
+                                   "data_b64": base64.b64encode(zigzag(i)).decode()})
                        + "\n" for i in range(n, n + k))
         status, _, data = tw.request("POST", "/v1/events:batch", body, timeout=120)
         if status != 200:
@@ -143,8 +128,8 @@ class Bench:
 
     def row(self, bench, measure, value, baseline, ratio, target, met):
         self.rows.append((bench, measure, value, baseline, ratio, target, met))
-        log("%s | %s | %s | %s | %s | %s | %s" % (bench, measure, value, baseline, ratio,
-                                                  target, "met" if met else "MISSED"))
+        progress("bench", "%s | %s | %s | %s | %s | %s | %s" % (
+            bench, measure, value, baseline, ratio, target, "met" if met else "MISSED"))
 
     def twin(self):
         tw = Twin(self.tmp)
@@ -347,7 +332,7 @@ class Bench:
         neighbours make single runs noisy)."""
         n = self.n["ingest"]
         half = n // 2
-        log("loading %d events into the twin" % n)
+        progress("bench", "loading %d events into the twin" % n)
         tw = self.twin()
         tw.create_asset("a")
         tw.create_asset("b")
@@ -376,7 +361,7 @@ class Bench:
 
         tws, fls = [], []
         for i in range(ROUNDS):
-            log("ingest/consume round %d of %d" % (i + 1, ROUNDS))
+            progress("bench", "ingest/consume round %d of %d" % (i + 1, ROUNDS))
             tws.append(self.ingest_round(tw, n, curl_rate, i == 0))
             fls.append(self.floor_round(n, half, i == 0))
         tw.stop()
@@ -429,7 +414,7 @@ class Bench:
 
     def bench_assets(self):
         n = self.n["assets"]
-        log("creating %d assets" % n)
+        progress("bench", "creating %d assets" % n)
         tw = self.twin()
         names = ["asset-%06d" % i for i in range(n)]
         create_assets(tw, names)
@@ -657,7 +642,7 @@ class Bench:
         with open(tmp, "w") as f:
             f.write(text)
         os.replace(tmp, out)
-        log("wrote %s" % out)
+        progress("bench", "wrote %s" % out)
 
     def run(self):
         t0 = time.monotonic()
@@ -670,7 +655,7 @@ class Bench:
                 try:
                     fn()
                 except Exception as e:  # cleanup goes on whatever failed
-                    log("cleanup: %r" % e)
+                    progress("bench", "cleanup: %r" % e)
             shutil.rmtree(self.shm, ignore_errors=True)
             shutil.rmtree(self.tmp, ignore_errors=True)
         elapsed = time.monotonic() - t0
@@ -693,13 +678,13 @@ def main():
     os.environ["TWINFS_SOURCE"] = SOURCE_ROOT
     for h in ("minfs", "consume"):
         if not os.access(os.path.join(args.helpers, h), os.X_OK):
-            log("helper %s missing in %s" % (h, args.helpers))
+            progress("bench", "helper %s missing in %s" % (h, args.helpers))
             return 1
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
     try:
         Bench(args).run()
     except Exception as e:
-        log("could not run: %r" % e)
+        progress("bench", "could not run: %r" % e)
         return 1
     return 0
 

@@ -3,32 +3,17 @@ makes, the benchmark's "FUSE requests per consumed event" included: Python's ope
 isatty() (ioctl TCGETS), which reached the daemon uncounted (libfuse answered it).
 
 Run with: TWINFS_BUILD=BUILD /usr/bin/python3 -m pytest tests/bench/test_fs_counters.py
-(it lives with the benchmark it keeps honest; it uses the integration tests' libraries)."""
+(it lives with the benchmark it keeps honest; it uses the integration tests' helpers)."""
 
 import errno
 import fcntl
 import os
-import sys
 import termios
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
+import pytest
 
-import pytest  # noqa: E402
-
-from fsutil import publish_pings, setup_ping  # noqa: E402
-from mountlib import event_name, mounted  # noqa: E402
-from twinctl import Twin  # noqa: E402
-
-
-@pytest.fixture
-def twin(tmp_path):
-    tw = Twin(tmp_path, test_hooks=True)
-    tw.start()
-    try:
-        yield tw
-    finally:
-        tw.stop()
+from testlib.events import publish_pings, setup_ping
+from testlib.mount import event_name, mounted
 
 
 def test_ioctl_is_counted_and_answers_enotty(twin, tmp_path):

@@ -2,14 +2,13 @@
 order, acks and restarts, reconnects, outages, bad records, flow control, T2, kill -9."""
 
 import os
-import time
 
 import pytest
 
-from follower_proc import Example, example_path
-from twinctl import Twin, generated_bytes
-
-PING = {"type": "record", "name": "Ping", "fields": [{"name": "n", "type": "long"}]}
+from testlib.events import PING
+from testlib.example import Example
+from testlib.paths import example_path
+from testlib.twin import Twin, generated_bytes
 
 pytestmark = pytest.mark.skipif(not os.path.exists(example_path()),
                                 reason="follower_example not built")
@@ -125,7 +124,7 @@ def test_restart_redelivers_only_unacked(tmp_path, tracker):
         # Second run, no acks: exactly the 15 others.
         ex = Example(tw.url, tracker, "--no-ack", log_dir=tmp_path).start()
         ex.wait_for(lambda e: replay_done(e) and len(e.events()) >= 15)
-        time.sleep(0.3)
+        ex.wait_quiet()
         assert ex.stop() == 0
         second = [e[0] for e in ex.events()]
         assert len(second) == 15 and not set(second) & set(first)
@@ -141,7 +140,7 @@ def test_restart_redelivers_only_unacked(tmp_path, tracker):
         # Fourth run: nothing left.
         ex = Example(tw.url, tracker, log_dir=tmp_path).start()
         ex.wait_for(replay_done)
-        time.sleep(0.3)
+        ex.wait_quiet()
         assert ex.stop() == 0
         assert ex.events() == []
     finally:
@@ -161,7 +160,7 @@ def test_stream_cut_resumed_without_loss_or_duplicate(tmp_path, tracker):
             if i % 25 == 10:
                 tw.hook("cut_after", records=3, streams="next")
         ex.wait_for(lambda e: len(e.acks()) >= 150, timeout=30)
-        time.sleep(0.5)
+        ex.wait_quiet()
         got = ex.events()
         check_order(got)
         assert [e[2] for e in got] == list(range(150))
@@ -180,14 +179,14 @@ def test_twin_killed_and_restarted_while_publishing(tmp_path, tracker):
         for i in range(30):
             tw.publish("a1", "Ping", 1, {"n": i})
         tw.kill()
-        time.sleep(0.5)
+        ex.wait_for(lambda e: e.has("internal link_down"))
         tw.start()  # same port, same state
         for i in range(30, 60):
             tw.publish("a1", "Ping", 1, {"n": i})
         want = [r["seq"] for r in twin_events(tw)]
         assert len(want) == 60
         ex.wait_for(lambda e: len(e.acks()) >= 60, timeout=30)
-        time.sleep(0.5)
+        ex.wait_quiet()
         got = ex.events()
         check_order(got)
         assert [e[0] for e in got] == want
@@ -233,7 +232,7 @@ def test_flow_control_holds_at_max_pending(tmp_path, tracker):
     try:
         ex = Example(tw.url, tracker, "--max-pending", 10, "--no-ack", log_dir=tmp_path).start()
         ex.wait_for(lambda e: len(e.events()) >= 10)
-        time.sleep(1.5)  # time for more to arrive if the window leaked
+        ex.wait_quiet(quiet_s=1.5)  # more would come if the window leaked
         assert len(ex.events()) == 10
         assert not replay_done(ex)
         assert ex.stop() == 0
@@ -366,7 +365,7 @@ def test_stream_cuts_with_events_pending(tmp_path, tracker):
             if i % 15 == 0:
                 tw.hook("cut_streams")
         ex.wait_for(lambda e: len(e.events()) >= 100, timeout=30)
-        time.sleep(1.0)
+        ex.wait_quiet()
         got = ex.events()
         check_order(got)
         assert [e[2] for e in got] == list(range(100))

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from fsutil import publish_pings, setup_ping
-from mountlib import Mount, event_name
+from testlib.events import publish_pings, setup_ping
+from testlib.mount import Mount, event_name
 
 
 def names(n):

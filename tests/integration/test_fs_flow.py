@@ -3,8 +3,8 @@ at once; as they are acked the rest arrive; twinfs' RSS stays bounded."""
 
 import os
 
-from fsutil import publish_pings, setup_ping
-from mountlib import mounted
+from testlib.events import publish_pings, setup_ping
+from testlib.mount import mounted
 
 
 def test_max_pending_window(twin, tmp_path):
@@ -16,6 +16,8 @@ def test_max_pending_window(twin, tmp_path):
     with mounted(twin, tmp_path, max_pending=window) as m:
         d = m.events_dir("a")
         m.wait_for(lambda: len(m.events("a")) == window, 30, "a full window")
+        st = m.wait_quiet("delivered", "pending", "visible_events")
+        assert st["pending"] == window and st["visible_events"] == window, st  # no more came
         while len(seen) < total:
             names = m.wait_for(lambda: m.events("a"), 30, "more events (%d seen)" % len(seen))
             assert len(names) <= window

@@ -7,15 +7,13 @@ import json
 import os
 import stat
 import subprocess
-import sys
 
 import pytest
 
-from fsutil import publish_pings, setup_ping
-from mountlib import event_name, mounted
+from testlib.events import publish_pings, setup_ping
+from testlib.mount import event_name, mounted
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "twin"))
-import demo  # noqa: E402  (the demo data set the twin loads with --demo)
+import demo  # the demo data set the twin loads with --demo (tests/twin/demo.py)
 
 PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 
@@ -158,38 +156,30 @@ def test_unknown_names_and_pending_invisible(demo_twin, tmp_path):
         assert st.f_namemax == 255
 
 
-def test_only_the_user_xattr_namespace(tmp_path):
+def test_only_the_user_xattr_namespace(twin, tmp_path):
     """Attributes live in user.* only. Other namespaces answer EOPNOTSUPP (not supported here),
     which is what lets `ls -l` stop asking for the SELinux label and ACL of every file: with
     ENODATA it cost 2-3 round trips per file, 100k files took 10x tmpfs."""
-    from fsutil import publish_pings, setup_ping
-    from twinctl import Twin
-
-    tw = Twin(tmp_path, test_hooks=True)
-    tw.start()
-    try:
-        setup_ping(tw, ["a"])
-        publish_pings(tw, "a", 200)
-        with mounted(tw, tmp_path) as m:
-            m.wait_for(lambda: m.status()["visible_events"] == 200, 15, "200 events")
-            events = m.events_dir("a")
-            p = os.path.join(events, event_name(0, "Ping"))
-            for name in ("security.selinux", "system.posix_acl_access",
-                         "system.posix_acl_default", "trusted.x"):
-                for path in (p, events, m.path("assets", "a")):
-                    with pytest.raises(OSError) as e:
-                        os.getxattr(path, name)
-                    assert e.value.errno == errno.EOPNOTSUPP, (name, path)
-            with pytest.raises(OSError) as e:
-                os.getxattr(p, "user.twin.nope")
-            assert e.value.errno == errno.ENODATA
-            assert os.getxattr(p, "user.twin.offset") == b"0"
-            # ls -l: a constant number of getxattr requests, not a few per file
-            before = m.status()["requests"].get("getxattr", 0)
-            r = subprocess.run(["ls", "-l", events], capture_output=True, text=True,
-                               env=dict(os.environ, LC_ALL="C"), check=True)
-            assert len(r.stdout.splitlines()) == 201  # "total" and 200 files
-            asked = m.status()["requests"].get("getxattr", 0) - before
-            assert asked <= 10, asked
-    finally:
-        tw.stop()
+    setup_ping(twin, ["a"])
+    publish_pings(twin, "a", 200)
+    with mounted(twin, tmp_path) as m:
+        m.wait_for(lambda: m.status()["visible_events"] == 200, 15, "200 events")
+        events = m.events_dir("a")
+        p = os.path.join(events, event_name(0, "Ping"))
+        for name in ("security.selinux", "system.posix_acl_access",
+                     "system.posix_acl_default", "trusted.x"):
+            for path in (p, events, m.path("assets", "a")):
+                with pytest.raises(OSError) as e:
+                    os.getxattr(path, name)
+                assert e.value.errno == errno.EOPNOTSUPP, (name, path)
+        with pytest.raises(OSError) as e:
+            os.getxattr(p, "user.twin.nope")
+        assert e.value.errno == errno.ENODATA
+        assert os.getxattr(p, "user.twin.offset") == b"0"
+        # ls -l: a constant number of getxattr requests, not a few per file
+        before = m.status()["requests"].get("getxattr", 0)
+        r = subprocess.run(["ls", "-l", events], capture_output=True, text=True,
+                           env=dict(os.environ, LC_ALL="C"), check=True)
+        assert len(r.stdout.splitlines()) == 201  # "total" and 200 files
+        asked = m.status()["requests"].get("getxattr", 0) - before
+        assert asked <= 10, asked

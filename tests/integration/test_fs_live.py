@@ -3,70 +3,22 @@ MNT/assets reports every new asset directory and every new event file; a deleted
 directory disappears."""
 
 import os
-import select
-import subprocess
 import time
 
 import pytest
 
-from cliutil import twinfs_pids
-from fsutil import read_json, setup_ping
-from mountlib import event_name, mounted, wait_for
+from testlib.cli import twinfs_pids
+from testlib.events import publish_pings, read_json, setup_ping
+from testlib.mount import event_name, mounted
+from testlib.wait import wait_for
 
 
-class Inotify:
-    """inotifywait -m -r -e create DIR, its lines collected."""
-
-    def __init__(self, root):
-        self.proc = subprocess.Popen(
-            ["inotifywait", "-m", "-r", "-e", "create", "--format", "%w%f|%e", root],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        # it says "Watches established." on stderr once it is ready
-        deadline = time.monotonic() + 10
-        err = b""
-        while b"Watches established" not in err:
-            r, _, _ = select.select([self.proc.stderr], [], [], 0.2)
-            if r:
-                err += os.read(self.proc.stderr.fileno(), 4096)
-            assert time.monotonic() < deadline, "inotifywait did not start: %r" % err
-        self.lines = []
-        self.buf = b""
-
-    def collect(self, until, timeout=20):
-        deadline = time.monotonic() + timeout
-        while not until(self.lines) and time.monotonic() < deadline:
-            # raw reads: a buffered reader would hide lines from select
-            r, _, _ = select.select([self.proc.stdout], [], [], 0.2)
-            if r:
-                self.buf += os.read(self.proc.stdout.fileno(), 65536)
-                *done, self.buf = self.buf.split(b"\n")
-                self.lines += [x.decode() for x in done]
-        return self.lines
-
-    def close(self):
-        self.proc.terminate()
-        self.proc.wait(5)
-
-
-@pytest.fixture
-def inotify_factory():
-    made = []
-
-    def make(root):
-        w = Inotify(root)
-        made.append(w)
-        return w
-    yield make
-    for w in made:
-        w.close()
-
-
-def test_live_assets_and_events_fire_inotify(twin, tmp_path, inotify_factory):
+def test_live_assets_and_events_fire_inotify(twin, tmp_path, inotify):
     setup_ping(twin, ["old"])
     twin.publish("old", "Ping", 1, {"n": 0})
     with mounted(twin, tmp_path, materialize_delay=300) as m:
         m.wait_for(lambda: os.listdir(m.events_dir("old")), 10, "backlog")
-        w = inotify_factory(m.path("assets"))
+        w = inotify(m.path("assets"))
         expected = {m.path("assets", "new1") + "|CREATE,ISDIR",
                     m.path("assets", "new2") + "|CREATE,ISDIR"}
         twin.publish("old", "Ping", 1, {"n": 1})
@@ -90,15 +42,14 @@ def test_live_assets_and_events_fire_inotify(twin, tmp_path, inotify_factory):
                 assert doc["asset"] == a
 
 
-def test_backlog_fires_inotify_at_start(twin, tmp_path, inotify_factory):
+def test_backlog_fires_inotify_at_start(twin, tmp_path, inotify):
     """The replayed backlog is materialized after the mount too: a watcher started on the
     empty mount point's assets dir before the events show sees them (here: by watching a
     second mount of a twin whose backlog arrives once the first asset exists)."""
     setup_ping(twin, [])
     with mounted(twin, tmp_path, materialize_delay=300) as m:
-        w = inotify_factory(m.path("assets"))
+        w = inotify(m.path("assets"))
         twin.create_asset("b1")
-        from fsutil import publish_pings
         publish_pings(twin, "b1", 200)
         want = {os.path.join(m.events_dir("b1"), event_name(i, "Ping")) + "|CREATE"
                 for i in range(200)}
@@ -132,14 +83,14 @@ def caller_pids(m):
 
 
 def test_a_killed_caller_is_replaced_and_events_still_fire_inotify(twin, tmp_path,
-                                                                   inotify_factory):
+                                                                   inotify):
     """Regression: when the caller process (the one that makes the materializer's calls on the
     mount) died, every later entry was shown without its IN_CREATE, for good."""
     setup_ping(twin, ["a"])
     twin.publish("a", "Ping", 1, {"n": 0})
     with mounted(twin, tmp_path) as m:
         m.wait_settled()
-        w = inotify_factory(m.path("assets"))
+        w = inotify(m.path("assets"))
         for round_ in range(2):  # twice: a second death is handled like the first
             old = m.wait_for(lambda: caller_pids(m), 5, "the caller")
             os.kill(old[0], 9)

@@ -5,8 +5,8 @@ import os
 import threading
 import time
 
-from fsutil import publish_pings, read_json, setup_ping
-from mountlib import event_name, mounted
+from testlib.events import publish_pings, read_json, setup_ping
+from testlib.mount import event_name, mounted
 
 
 def test_twin_killed_and_restarted_while_publishing(twin, tmp_path):

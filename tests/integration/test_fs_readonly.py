@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from fsutil import publish_pings, setup_ping
-from mountlib import event_name, mounted
+from testlib.events import publish_pings, setup_ping
+from testlib.mount import event_name, mounted
 
 
 def expect(e, fn, *args, **kw):

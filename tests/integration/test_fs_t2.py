@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from fsutil import setup_ping
-from mountlib import mounted
-from twinctl import Twin, generated_bytes, generated_sha256
+from testlib.events import setup_ping
+from testlib.mount import mounted
+from testlib.twin import Twin, generated_bytes, generated_sha256
 
 
 def t2_path(m, asset, rtype, name):

@@ -20,8 +20,8 @@ import subprocess
 
 import pytest
 
-from mountlib import Mount, event_name
-from test_rel_badinput import T, count_bad_logged, event, fake, line, mount_of  # noqa: F401
+from testlib.events import T, count_bad_logged, event, line
+from testlib.mount import Mount, event_name
 
 MAX = 2 ** 53 - 1  # the largest seq or offset the protocol allows
 

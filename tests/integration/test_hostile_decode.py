@@ -10,17 +10,14 @@ import base64
 import json
 import os
 import signal
-import sys
 import time
 
-import pytest
+from testlib.events import event, line, zigzag
+from testlib.mount import event_name
+from testlib.proc import vm_kib
+from testlib.wait import wait_for
 
-from mountlib import Mount, event_name, wait_for
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "reliability"))
-from faketwin import Answer, FakeTwin  # noqa: E402
-from test_rel_badinput import PING, T, event, line, zigzag  # noqa: E402
+from faketwin import Answer
 
 SCHEMA_TOO_BIG = "schema expands to more values than one event may decode"
 JSON_TOO_BIG = "data renders to more JSON than one event file may hold"
@@ -65,44 +62,6 @@ def bools_data(n):
     return base64.b64encode(bytes(out)).decode()
 
 
-def vm_kib(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for ln in f:
-            if ln.startswith(field + ":"):
-                return int(ln.split()[1])
-    return 0
-
-
-@pytest.fixture
-def fake():
-    ft = FakeTwin(heartbeat=1.0)
-    ft.schemas[("Ping", 1)] = Answer(200, "application/json", json.dumps(PING))
-    ft.start()
-    try:
-        yield ft
-    finally:
-        ft.stop()
-
-
-@pytest.fixture
-def mount_of(tmp_path):
-    mounts = []
-
-    def make(ft, **opts):
-        m = Mount(None, tmp_path, url=ft.url, **opts)
-        mounts.append(m)
-        return m.start()
-
-    yield make
-    for m in mounts:
-        m.stop()
-
-
-def read(m, asset, offset, name):
-    with open(os.path.join(m.events_dir(asset), event_name(offset, name)), "rb") as f:
-        return json.loads(f.read())
-
-
 def test_named_type_expansion_is_refused_and_next_events_follow(fake, mount_of):
     """Three and four records of 1000 fields referring to the previous one by name, with
     empty data: 10^7 values made a 219 MB file and 2.3 GB RSS, 10^9 aborted in avro-c (at
@@ -127,11 +86,11 @@ def test_named_type_expansion_is_refused_and_next_events_follow(fake, mount_of):
         [event_name(0, "Ping"), event_name(4, "Ping")] +
         [event_name(o, n) for o, n in enumerate(shapes, 1)])
     for offset, name in enumerate(shapes, 1):
-        ev = read(m, "a", offset, name)
+        ev = m.read_event("a", offset, name)
         assert "data" not in ev, name
         assert ev["error"] == SCHEMA_TOO_BIG, (name, ev)
         assert ev["data_b64"] == ""
-    assert read(m, "a", 4, "Ping")["data"] == {"n": 4}
+    assert m.read_event("a", 4, "Ping")["data"] == {"n": 4}
     st = m.status()
     assert st["decode_errors"] == 3, st
     assert st["link"] == "up"
@@ -146,7 +105,7 @@ def test_named_type_expansion_is_refused_and_next_events_follow(fake, mount_of):
     fake.add_record(**event(seq + 1, "a", 5, name="Wide12", data=""))
     fake.add_record(**event(seq + 2, "a", 6, n=6))
     m.wait_for(lambda: event_name(6, "Ping") in m.events("a"), 30, "the live events")
-    assert read(m, "a", 5, "Wide12")["error"] == SCHEMA_TOO_BIG
+    assert m.read_event("a", 5, "Wide12")["error"] == SCHEMA_TOO_BIG
 
     # SIGTERM ends the daemon (and its mount) promptly
     proc = m.proc
@@ -182,12 +141,12 @@ def test_rendered_size_is_capped_and_counted(fake, mount_of):
              for o, n in [(0, "Nest"), (1, "Nest"), (2, "Ping")]]
     sizes = [os.stat(p).st_size for p in paths]
 
-    ev = read(m, "a", 0, "Nest")
+    ev = m.read_event("a", 0, "Nest")
     assert "data" not in ev and ev["error"] == JSON_TOO_BIG, {k: ev[k] for k in ev if k != "data_b64"}
     assert ev["data_b64"] == huge["data"]
     assert sizes[0] < 2 * wire[0]
 
-    ev = read(m, "a", 1, "Nest")
+    ev = m.read_event("a", 1, "Nest")
     inner = ev["data"]
     for _ in range(60):
         inner = inner["x"]

@@ -14,51 +14,13 @@ import time
 
 import pytest
 
-from cliutil import (FAILURE, USAGE, mounted_fs, pid_alive, twinfs_pids, wait_asset,
-                     wait_settled)
-from fsutil import publish_pings, setup_ping
-from mountlib import twinfs_binary, unmount, wait_for
-from twinctl import Twin
-
-@pytest.fixture
-def token_twin(tmp_path):
-    tw = Twin(tmp_path, demo=True, token="s3cr3t-Tok3n-7f1d2a")
-    tw.start()
-    try:
-        yield tw
-    finally:
-        tw.stop()
-
-
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def write_token(path, token, mode=0o600):
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
-    os.chmod(str(path), mode)
-    return str(path)
-
-
-def assert_fails(runner, r, mnt, status, *words):
-    """A failed start: the status, one line on stderr naming the cause, nothing left behind."""
-    assert r.returncode == status, (r.returncode, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("twinfs: "), lines
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    assert r.stdout == ""
-    if mnt:
-        assert mounted_fs(mnt) is None
-        wait_for(lambda: not twinfs_pids(mnt, with_caller=True), 5, "no twinfs left for " + mnt)
-
+from testlib.cli import (FAILURE, USAGE, assert_fails, closed_port, mounted_fs, pid_alive,
+                         twinfs_pids, wait_asset, wait_settled, write_token)
+from testlib.events import publish_pings, setup_ping
+from testlib.mount import unmount
+from testlib.paths import twinfs_binary
+from testlib.twin import Twin
+from testlib.wait import wait_for
 
 # -- start-up errors -----------------------------------------------------------------------------
 

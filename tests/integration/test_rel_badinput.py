@@ -12,79 +12,14 @@ import errno
 import json
 import os
 import re
-import sys
 import threading
-import time
 
 import pytest
 
-from mountlib import Mount, event_name
+from testlib.events import PING, T, count_bad_logged, event, line, read_all
+from testlib.mount import Mount, event_name
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "reliability"))
-from faketwin import Answer, FakeTwin  # noqa: E402
-
-PING = {"type": "record", "name": "Ping", "fields": [{"name": "n", "type": "long"}]}
-T = "2026-01-05T09:00:00.000Z"
-
-
-def zigzag(n):
-    v = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while True:
-        b = v & 0x7f
-        v >>= 7
-        if v:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def ping_b64(n):
-    return base64.b64encode(zigzag(n)).decode()
-
-
-def event(seq, asset, offset, n=0, name="Ping", version=1, **over):
-    rec = {"seq": seq, "kind": "event", "asset": asset, "offset": offset, "name": name,
-           "version": version, "source": "fake", "time": T, "systime": T, "data": ping_b64(n)}
-    rec.update(over)
-    return rec
-
-
-def line(rec):
-    return json.dumps(rec, separators=(",", ":"))
-
-
-@pytest.fixture
-def fake():
-    ft = FakeTwin(heartbeat=1.0)
-    ft.schemas[("Ping", 1)] = Answer(200, "application/json", json.dumps(PING))
-    ft.start()
-    try:
-        yield ft
-    finally:
-        ft.stop()
-
-
-@pytest.fixture
-def mount_of(tmp_path):
-    mounts = []
-
-    def make(ft, **opts):
-        m = Mount(None, tmp_path, url=ft.url, **opts)
-        mounts.append(m)
-        return m.start()
-
-    yield make
-    for m in mounts:
-        m.stop()
-
-
-def read(m, asset, offset, name="Ping"):
-    with open(os.path.join(m.events_dir(asset), event_name(offset, name)), "rb") as f:
-        return json.loads(f.read())
-
+from faketwin import Answer
 
 # The corpus of stream lines. Each entry: (what, the line, the seq twinfs can read from it or 0
 # when none). Every one must be refused as a bad record, counted once and logged once.
@@ -140,24 +75,6 @@ def bad_corpus():
     return c
 
 
-def count_bad_logged(log):
-    """{seq: times logged} for bad records with a seq, and how many were logged without one."""
-    with_seq = {}
-    without = 0
-    for ln in log.splitlines():
-        times = 1
-        rep = re.search(r"last message repeated (\d+) times?: ", ln)
-        if rep:  # mount/log.c folds repeats of one message
-            times = int(rep.group(1))
-        m = re.search(r"bad record seq (\d+) skipped", ln)
-        if m:
-            s = int(m.group(1))
-            with_seq[s] = with_seq.get(s, 0) + times
-        elif "bad record skipped:" in ln:
-            without += times
-    return with_seq, without
-
-
 def test_stream_corpus_is_contained_logged_once_and_counted(fake, mount_of):
     fake.assets = ["good"]
     fake.snapshot_head = 0  # the records below are news, a2's creation included
@@ -189,15 +106,15 @@ def test_stream_corpus_is_contained_logged_once_and_counted(fake, mount_of):
     assert sorted(m.events("good")) == [event_name(o, n) for o, n in [
         (0, "Ping"), (1, "Ping"), (2, "NoSuchSchema"), (3, "Ping"), (6, "Ping")]]
     assert sorted(m.events("a2")) == [event_name(0, "Ping"), event_name(1, "Ping")]
-    assert read(m, "good", 0)["data"] == {"n": 0}
-    assert read(m, "good", 3)["data"] == {"n": 3}
-    assert read(m, "good", 6)["data"] == {"n": 6}
-    assert read(m, "a2", 0)["data"] == {"n": 7}
-    bad_avro = read(m, "good", 1)
+    assert m.read_event("good", 0)["data"] == {"n": 0}
+    assert m.read_event("good", 3)["data"] == {"n": 3}
+    assert m.read_event("good", 6)["data"] == {"n": 6}
+    assert m.read_event("a2", 0)["data"] == {"n": 7}
+    bad_avro = m.read_event("good", 1)
     assert "data" not in bad_avro and bad_avro["error"]
     assert base64.b64decode(bad_avro["data_b64"]) == b"\xff" * 12
-    assert read(m, "good", 2, "NoSuchSchema")["error"] == "unknown schema"
-    not_b64 = read(m, "a2", 1)
+    assert m.read_event("good", 2, "NoSuchSchema")["error"] == "unknown schema"
+    not_b64 = m.read_event("a2", 1)
     assert "data" not in not_b64
     assert not_b64["data_b64"] == "!!not base64!!"
     assert not_b64["error"] == "data is not valid base64"
@@ -287,10 +204,10 @@ def test_malformed_schema_documents(fake, mount_of, what, answer):
     fake.add_record(**event(4, "a", 3, n=3))
     m = mount_of(fake)
     m.wait_for(lambda: len(m.events("a")) == 4, 60, "four events")
-    bad = read(m, "a", 0, "Bad")
+    bad = m.read_event("a", 0, "Bad")
     assert "data" not in bad and bad["error"] and "data_b64" in bad
-    assert read(m, "a", 1)["data"] == {"n": 1}
-    assert read(m, "a", 3)["data"] == {"n": 3}
+    assert m.read_event("a", 1)["data"] == {"n": 1}
+    assert m.read_event("a", 3)["data"] == {"n": 3}
     st = m.status()
     assert st["decode_errors"] == 2, st
     assert st["bad_records"] == 0
@@ -298,23 +215,11 @@ def test_malformed_schema_documents(fake, mount_of, what, answer):
     # later live records are still decoded and shown
     fake.add_record(**event(5, "a", 4, n=4))
     m.wait_for(lambda: event_name(4, "Ping") in m.events("a"), 20, "a live event")
-    assert read(m, "a", 4)["data"] == {"n": 4}
+    assert m.read_event("a", 4)["data"] == {"n": 4}
 
 
 def t2_path(m, rtype, name="x"):
     return m.path("assets", "a", "t2", rtype, name)
-
-
-def read_all(path, limit=None):
-    out = bytearray()
-    with open(path, "rb", buffering=0) as f:
-        while True:
-            b = f.read(65536)
-            if not b:
-                return bytes(out)
-            out += b
-            if limit is not None and len(out) >= limit:
-                return bytes(out)
 
 
 def test_hostile_t2_answers(fake, mount_of):
@@ -363,7 +268,8 @@ def test_hostile_t2_answers(fake, mount_of):
 
     t = threading.Thread(target=stall_reader, daemon=True)
     t.start()
-    time.sleep(1)
+    m.wait_for(lambda: any(meth == "POST" and "/t2/Stall" in path
+                           for meth, path in list(fake.requests)), 20, "the stalled request")
     assert m.events("a") == [event_name(0, "Ping")]
     t.join(120)
     assert not t.is_alive(), "a read of a stalled T2 answer never returned"
@@ -416,7 +322,7 @@ def test_repeated_and_backward_offsets(fake, mount_of):
     fake.add_record(**event(6, "a", 2, n=2))
     m = mount_of(fake, max_pending=4)
     m.wait_for(lambda: event_name(2, "Ping") in m.events("a"), 20, "the last event")
-    assert [read(m, "a", o)["data"]["n"] for o in range(3)] == [0, 1, 2]
+    assert [m.read_event("a", o)["data"]["n"] for o in range(3)] == [0, 1, 2]
     for n in m.events("a"):
         os.unlink(os.path.join(m.events_dir("a"), n))
     st = m.status()

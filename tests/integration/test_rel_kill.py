@@ -12,9 +12,10 @@ import sys
 import threading
 import time
 
-from cliutil import twinfs_pids
-from fsutil import publish_pings, setup_ping
-from mountlib import Mount, wait_for
+from testlib.cli import twinfs_pids
+from testlib.events import publish_pings, setup_ping
+from testlib.mount import Mount
+from testlib.wait import wait_for
 
 # A consumer: lists and removes events until killed, ignoring every error.
 CONSUMER = r"""

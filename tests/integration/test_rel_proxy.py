@@ -4,17 +4,15 @@ time, each asserted: every event arrives exactly once, in order, and the link co
 import json
 import os
 import socket
-import sys
 import time
 
 import pytest
 
-from fsutil import publish_pings, read_json, setup_ping
-from mountlib import Mount, event_name, wait_for
+from testlib.events import publish_pings, read_json, setup_ping
+from testlib.mount import Mount, event_name
+from testlib.wait import wait_for
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "reliability"))
-from chaosproxy import ChaosProxy  # noqa: E402
+from chaosproxy import ChaosProxy
 
 
 @pytest.fixture

@@ -13,15 +13,13 @@ which would deny the other uid for the wrong reason); it is removed at teardown.
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 
 import pytest
 
-from mountlib import Mount, unmount, wait_for
-from test_mount_cli import write_token
-from twinctl import Twin
+from testlib.cli import write_token
+from testlib.mount import Mount, unmount
+from testlib.wait import wait_for
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 ASSET = "acme-pump-01"
@@ -59,17 +57,6 @@ def probe_as_nobody(m, event):
     r = as_nobody("/usr/bin/python3", "-c", PROBE, m.mnt, ASSET, event)
     assert r.returncode == 0, r.stderr
     return dict(line.split() for line in r.stdout.splitlines())
-
-
-@pytest.fixture
-def shared_dir():
-    """A scratch directory that uid 65534 can traverse."""
-    d = tempfile.mkdtemp(prefix="twinfs-sec-")
-    os.chmod(d, 0o755)
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def first_event(m):
@@ -128,20 +115,6 @@ def test_allow_other_others_cannot_ack(demo_twin, shared_dir):
 
 # -- the token -----------------------------------------------------------------------------------
 
-TOKEN = "tok-9Qz7-s3cr3t-e4f1c0ffee"
-
-
-@pytest.fixture
-def token_twin(tmp_path):
-    tw = Twin(tmp_path, demo=True, token=TOKEN)
-    tw.start()
-    try:
-        yield tw
-    finally:
-        tw.stop()
-
-
-
 def read_bytes(path):
     with open(path, "rb") as f:
         return f.read()
@@ -156,9 +129,9 @@ def test_token_never_shows(runner, token_twin, tmp_path, source):
     opts = "tracker=" + tracker
     env = dict(runner.env)
     if source == "env":
-        env["TWINFS_TOKEN"] = TOKEN
+        env["TWINFS_TOKEN"] = token_twin.token
     else:
-        opts += ",token_file=" + write_token(tmp_path / "t.token", TOKEN)
+        opts += ",token_file=" + write_token(tmp_path / "t.token", token_twin.token)
     p = runner.popen(token_twin.url, mnt, "-f", "-d", "-o", opts, env=env)
     runner.wait_mounted(mnt, p)
     events = os.path.join(mnt, "assets", ASSET, "events")
@@ -172,7 +145,7 @@ def test_token_never_shows(runner, token_twin, tmp_path, source):
     wait_for(lambda: json.loads(read_bytes(os.path.join(mnt, ".twinfs", "status")))
              ["reconnects"] >= 1, 20, "a reconnect")
     status = read_bytes(os.path.join(mnt, ".twinfs", "status"))
-    secret = TOKEN.encode()
+    secret = token_twin.token.encode()
     assert b'"link"' in status and secret not in status
     for what in ["cmdline", "environ"]:
         assert secret not in read_bytes("/proc/%d/%s" % (p.pid, what)), what
@@ -180,13 +153,13 @@ def test_token_never_shows(runner, token_twin, tmp_path, source):
         assert secret not in read_bytes("/proc/%d/task/%s/environ" % (p.pid, task))
     for ps in (["ps", "-eww", "-o", "pid,args"], ["ps", "eww", "-p", str(p.pid)]):
         out = subprocess.run(ps, capture_output=True, text=True).stdout
-        assert str(p.pid) in out and TOKEN not in out
+        assert str(p.pid) in out and token_twin.token not in out
     assert secret not in read_bytes("/proc/mounts")
     unmount(mnt)
     out, err = p.communicate(timeout=20)
     assert p.returncode == 0, err
     assert "unlink" in err.lower() or "opcode" in err.lower() or "unique" in err  # -d was on
-    assert TOKEN not in err and TOKEN not in out
+    assert token_twin.token not in err and token_twin.token not in out
     for name in os.listdir(tmp_path):
         path = os.path.join(tmp_path, name)
         if name != "t.token" and os.path.isfile(path):
@@ -196,7 +169,7 @@ def test_token_never_shows(runner, token_twin, tmp_path, source):
 @pytest.mark.parametrize("mode", [0o604, 0o640, 0o644])
 def test_shared_token_file_warns_in_foreground(runner, token_twin, tmp_path, mode):
     mnt = runner.mountpoint()
-    tok = write_token(tmp_path / "shared.token", TOKEN, mode)
+    tok = write_token(tmp_path / "shared.token", token_twin.token, mode)
     p = runner.popen(token_twin.url, mnt, "-f", "-o", "token_file=" + tok)
     runner.wait_mounted(mnt, p)
     wait_for(lambda: os.path.isdir(os.path.join(mnt, "assets", ASSET)), 10, "the token to work")
@@ -207,12 +180,12 @@ def test_shared_token_file_warns_in_foreground(runner, token_twin, tmp_path, mod
     warnings = [line for line in err.splitlines() if "warning" in line]
     assert len(warnings) == 1, err
     assert tok in warnings[0] and "readable by group or others" in warnings[0]
-    assert TOKEN not in err
+    assert token_twin.token not in err
 
 
 def test_private_token_file_no_warning(runner, token_twin, tmp_path):
     mnt = runner.mountpoint()
-    tok = write_token(tmp_path / "private.token", TOKEN, 0o400)
+    tok = write_token(tmp_path / "private.token", token_twin.token, 0o400)
     p = runner.popen(token_twin.url, mnt, "-f", "-o", "token_file=" + tok)
     runner.wait_mounted(mnt, p)
     unmount(mnt)
@@ -224,7 +197,8 @@ def test_private_token_file_no_warning(runner, token_twin, tmp_path):
 def test_other_uid_cannot_use_the_token_file(tmp_path, shared_dir):
     """The check is on the file, so test the check's premise too: a 0600 file is not readable
     by another uid (the reason a shared one is worth a warning)."""
-    tok = write_token(os.path.join(shared_dir, "t.token"), TOKEN, 0o600)
+    token = "tok-9Qz7-s3cr3t-e4f1c0ffee"
+    tok = write_token(os.path.join(shared_dir, "t.token"), token, 0o600)
     r = as_nobody("cat", tok)
-    assert r.returncode != 0 and TOKEN not in r.stdout
+    assert r.returncode != 0 and token not in r.stdout
     assert "Permission denied" in r.stderr

@@ -12,15 +12,13 @@ point lives in a world-traversable scratch directory (pytest's tmp_path is 0700)
 
 import errno
 import os
-import shutil
 import subprocess
-import tempfile
 import threading
 
 import pytest
 
-from fsutil import setup_ping
-from mountlib import Mount
+from testlib.events import setup_ping
+from testlib.mount import Mount
 
 
 def as_uid(uid):
@@ -72,16 +70,6 @@ class Holder:
         if wait:
             self.proc.wait(60)  # an open in flight ends when the daemon answers it
             self._t.join(10)
-
-
-@pytest.fixture
-def shared_dir():
-    d = tempfile.mkdtemp(prefix="twinfs-local-")
-    os.chmod(d, 0o755)
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def t2_path(m, rtype, name):

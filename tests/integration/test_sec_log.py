@@ -15,16 +15,14 @@ The fake twin (tests/reliability/faketwin.py) serves the hostile names and heade
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 
-from mountlib import Mount, event_name, twinfs_binary
+from testlib.events import event, read_all
+from testlib.mount import event_name
+from testlib.paths import twinfs_binary
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "reliability"))
-from faketwin import Answer, FakeTwin  # noqa: E402
-from test_rel_badinput import PING, event, read_all  # noqa: E402
+from faketwin import Answer
 
 # Each hostile id ends in a line that looks like twinfs's own, or in terminal escapes.
 FORGED = "twinfs: link to the twin down FORGED"
@@ -34,31 +32,6 @@ EVIL_ASSETS = [
     "ev3\x1b[31mred\x1b[0m\x1b[2J",
     "ev4\x7f\x08\x08\x08" + FORGED,
 ]
-
-
-@pytest.fixture
-def fake():
-    ft = FakeTwin(heartbeat=1.0)
-    ft.schemas[("Ping", 1)] = Answer(200, "application/json", __import__("json").dumps(PING))
-    ft.start()
-    try:
-        yield ft
-    finally:
-        ft.stop()
-
-
-@pytest.fixture
-def mount_of(tmp_path):
-    mounts = []
-
-    def make(ft, **opts):
-        m = Mount(None, tmp_path, url=ft.url, **opts)
-        mounts.append(m)
-        return m.start()
-
-    yield make
-    for m in mounts:
-        m.stop()
 
 
 def log_bytes(m):

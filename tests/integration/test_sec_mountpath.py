@@ -7,13 +7,12 @@ The other user is played by root: the renames and the planted symlink are what a
 in her own home directory."""
 
 import os
-import select
 import signal
 import subprocess
-import time
 
-from fsutil import setup_ping
-from mountlib import Mount, event_name, wait_for
+from testlib.events import setup_ping
+from testlib.mount import Mount, event_name
+from testlib.wait import wait_for
 
 
 def mountinfo():
@@ -32,38 +31,6 @@ def fstype_at(path):
     """The fs type of the topmost mount on path, or None if nothing is mounted there."""
     types = [t for p, t in mountinfo() if p == path]
     return types[-1] if types else None
-
-
-class Watch:
-    """inotifywait -m -r -e create DIR; its lines collected."""
-
-    def __init__(self, root):
-        self.proc = subprocess.Popen(
-            ["inotifywait", "-m", "-r", "-e", "create", "--format", "%w%f|%e", root],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        err = b""
-        deadline = time.monotonic() + 20
-        while b"Watches established" not in err:
-            assert time.monotonic() < deadline, "inotifywait did not start: %r" % err
-            r, _, _ = select.select([self.proc.stderr], [], [], 0.2)
-            if r:
-                err += os.read(self.proc.stderr.fileno(), 4096)
-        self.lines = []
-        self.buf = b""
-
-    def collect(self, until, timeout=20):
-        deadline = time.monotonic() + timeout
-        while not until(self.lines) and time.monotonic() < deadline:
-            r, _, _ = select.select([self.proc.stdout], [], [], 0.2)
-            if r:
-                self.buf += os.read(self.proc.stdout.fileno(), 65536)
-                *done, self.buf = self.buf.split(b"\n")
-                self.lines += [x.decode() for x in done]
-        return self.lines
-
-    def close(self):
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 def mount_in_home(twin, tmp_path):
@@ -85,7 +52,7 @@ def swap_home(m, home):
     return decoy
 
 
-def test_materializer_calls_go_to_the_mount_not_to_its_old_path(twin, tmp_path):
+def test_materializer_calls_go_to_the_mount_not_to_its_old_path(twin, tmp_path, inotify):
     setup_ping(twin, ["a0"])
     twin.publish("a0", "Ping", 1, {"n": 0})
     victim = os.path.join(str(tmp_path), "victim")  # stands for a root-only directory
@@ -100,7 +67,7 @@ def test_materializer_calls_go_to_the_mount_not_to_its_old_path(twin, tmp_path):
         os.symlink(victim, os.path.join(decoy, "assets"))
         # Watched where the mount is now: inotifywait -r adds its watches on new directories
         # by path.
-        watch = Watch(m.path("assets"))
+        watch = inotify(m.path("assets"))
 
         twin.create_asset("a1")
         twin.publish("a1", "Ping", 1, {"n": 1})

@@ -13,8 +13,9 @@ import subprocess
 
 import pytest
 
-from mountlib import twinfs_binary, wait_for
-from cliutil import mounted_fs, pid_alive, twinfs_pids, wait_asset
+from testlib.cli import mounted_fs, pid_alive, twinfs_pids, wait_asset
+from testlib.paths import twinfs_binary
+from testlib.wait import wait_for
 
 
 def start_ignoring(runner, twin, mnt, ignored, *args):

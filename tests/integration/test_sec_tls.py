@@ -10,10 +10,9 @@ import subprocess
 
 import pytest
 
-from mountlib import wait_for
-from cliutil import FAILURE, mounted_fs, twinfs_pids, wait_asset
-from test_mount_cli import assert_fails
-from twinctl import Twin
+from testlib.cli import FAILURE, assert_fails, mounted_fs, twinfs_pids, wait_asset
+from testlib.twin import Twin
+from testlib.wait import wait_for
 
 
 def make_cert(dirpath, name, san):

@@ -8,17 +8,13 @@ schemas (measured), least recently used first, fetching an evicted one again whe
 import base64
 import json
 import os
-import sys
 
 import pytest
 
-from cliutil import FAILURE, mounted_fs
-from mountlib import Mount, event_name
+from testlib.cli import FAILURE, mounted_fs
+from testlib.events import PING, event
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "reliability"))
-from faketwin import Answer, FakeTwin  # noqa: E402
-from test_rel_badinput import PING, event  # noqa: E402
+from faketwin import Answer, FakeTwin
 
 JOURNAL = b"twinfs-tracker 2\nw 0\na 7\n"
 
@@ -161,25 +157,6 @@ def int_record(name, size):
         separators=(",", ":"))
 
 
-@pytest.fixture
-def mount_of(tmp_path):
-    mounts = []
-
-    def make(ft, **opts):
-        m = Mount(None, tmp_path, url=ft.url, **opts)
-        mounts.append(m)
-        return m.start()
-
-    yield make
-    for m in mounts:
-        m.stop()
-
-
-def read_event(m, asset, offset, name):
-    with open(os.path.join(m.events_dir(asset), event_name(offset, name)), "rb") as f:
-        return json.loads(f.read())
-
-
 def schema_fetches(ft, name, version):
     return sum(1 for meth, path in ft.requests
                if meth == "GET" and path == "/v1/schemas/%s/%d" % (name, version))
@@ -219,10 +196,10 @@ def test_three_versions_of_an_18mb_schema(fake, mount_of):
     print("RSS grew by %d KiB" % grew)
     assert grew < 80 * 1024, (rss0, grew)
     for v in (1, 2, 3):
-        ev = read_event(m, "a", v, "Big")
+        ev = m.read_event("a", v, "Big")
         assert "data" not in ev and ev["error"] == "schema too large", ev
         assert ev["data_b64"] == ""
-    assert read_event(m, "a", 4, "Ping")["data"] == {"n": 4}
+    assert m.read_event("a", 4, "Ping")["data"] == {"n": 4}
     st = m.status()
     assert st["decode_errors"] == 3, st
     assert m.proc.poll() is None
@@ -249,7 +226,7 @@ def test_schema_cache_keeps_what_fits(fake, mount_of):
         fake.add_record(**event(1 + v, "a", v, name="Wide", version=v, data=nulls))
     m.wait_for(lambda: len(m.events("a")) == 4, 120, "four events")
     for v in (1, 2, 3):
-        data = read_event(m, "a", v, "Wide")["data"]
+        data = m.read_event("a", v, "Wide")["data"]
         assert len(data) == UNION_FIELDS and data["f0"] is None
         assert schema_fetches(fake, "Wide", v) == 1
     # one schema kept, not three (three held 3x as much as one); unsanitized, one is 35 MB
@@ -261,7 +238,7 @@ def test_schema_cache_keeps_what_fits(fake, mount_of):
     # version 1 was evicted: fetched again, decoded again
     fake.add_record(**event(5, "a", 4, name="Wide", version=1, data=nulls))
     m.wait_for(lambda: len(m.events("a")) == 5, 60, "the fifth event")
-    assert len(read_event(m, "a", 4, "Wide")["data"]) == UNION_FIELDS
+    assert len(m.read_event("a", 4, "Wide")["data"]) == UNION_FIELDS
     assert schema_fetches(fake, "Wide", 1) == 2
     assert m.status()["decode_errors"] == 0
     assert m.proc.poll() is None

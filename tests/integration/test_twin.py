@@ -13,17 +13,16 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import avro.io
 import avro.schema
 import pytest
 
-from twinctl import SOURCE_ROOT, Twin, TwinError, generated_bytes, generated_sha256
+from testlib.paths import SOURCE_ROOT
+from testlib.twin import Twin, TwinError, generated_bytes, generated_sha256
 
-sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "twin"))
-import demo  # noqa: E402  (the demo data set, to compare against)
+import demo  # the demo data set, to compare against (tests/twin/demo.py)
 
 PING = {"type": "record", "name": "Ping", "fields": [
     {"name": "n", "type": "long"}, {"name": "msg", "type": "string"}]}

@@ -16,8 +16,8 @@ import threading
 
 import pytest
 
-from fsutil import setup_ping
-from mountlib import mounted
+from testlib.events import setup_ping
+from testlib.mount import mounted
 
 ASSET = "a"
 

@@ -14,9 +14,9 @@ import os
 
 import pytest
 
-from fsutil import setup_ping
-from mountlib import mounted
-from twinctl import Twin, generated_bytes
+from testlib.events import setup_ping
+from testlib.mount import mounted
+from testlib.twin import Twin, generated_bytes
 
 ODD = [0, 1, 7, 100, 511, 4095, 4096, 4097]
 FAR = [1 << 20, (1 << 31) - 1, 1 << 31, 1 << 32, 1 << 40, (1 << 62)]

@@ -14,14 +14,14 @@ import json
 import os
 import resource
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
-from fsutil import setup_ping
-from mountlib import Mount, mounted
+from testlib.events import setup_ping
+from testlib.mount import Mount, mounted
+from testlib.paths import PYTHON, child_env
 
 
 @pytest.fixture(autouse=True)
@@ -251,40 +251,32 @@ def test_max_t2_open_above_256_is_honoured(twin_a, tmp_path):
 # its own limits: it prints the errno counts of 400 opens, whether the daemon lived, and its log.
 OUT_OF_FDS = r"""
 import errno, json, os, resource, sys
-sys.path.insert(0, sys.argv[1])
-from mountlib import Mount
+from testlib.mount import Mount
 class T:  # the twin, already running: only its url is needed
-    url = sys.argv[2]
+    url = sys.argv[1]
 resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
-m = Mount(T, sys.argv[3], max_t2_open=1000)
+m = Mount(T, sys.argv[2], max_t2_open=1000)
 m.start()
 out = {"errs": {}, "held": 0}
-import time
-deadline = time.monotonic() + 20
-while not os.path.isdir(m.path("assets", "a")) and time.monotonic() < deadline:
-    time.sleep(0.02)
 try:
+    m.wait_for(lambda: os.path.isdir(m.path("assets", "a")), 20, "asset a to show")
     held = []
     for i in range(400):
         try:
             held.append(os.open(m.path("assets", "a", "t2", "Generated", str(100 + i)),
                                 os.O_RDONLY))
         except OSError as e:
-            out["errs"][errno.errorcode.get(e.errno, str(e.errno))] = \
-                out["errs"].get(errno.errorcode.get(e.errno, str(e.errno)), 0) + 1
+            name = errno.errorcode.get(e.errno, str(e.errno))
+            out["errs"][name] = out["errs"].get(name, 0) + 1
     out["held"] = len(held)
     out["alive"] = m.proc.poll() is None
     for fd in held:
         os.close(fd)
-    deadline = time.monotonic() + 20
-    while m.status()["t2_streams_open"] and time.monotonic() < deadline:
-        time.sleep(0.05)
+    m.wait_for(lambda: m.status()["t2_streams_open"] == 0, 20, "every T2 stream closed")
     with open(m.path("assets", "a", "t2", "Generated", "100"), "rb") as f:
         out["after"] = len(f.read())
-    deadline = time.monotonic() + 20  # the event may still be materializing
-    while not m.events("a") and time.monotonic() < deadline:
-        time.sleep(0.02)
-    ev = sorted(m.events("a"))[0]
+    # the event may still be materializing
+    ev = sorted(m.wait_for(lambda: m.events("a"), 20, "the event of asset a"))[0]
     os.unlink(os.path.join(m.events_dir("a"), ev))
     out["acked"] = m.status()["acked"]
 finally:
@@ -295,8 +287,7 @@ print(json.dumps(out))
 
 
 def out_of_fds(twin, tmp_path):
-    here = os.path.dirname(os.path.abspath(__file__))
-    r = subprocess.run([sys.executable, "-c", OUT_OF_FDS, here, twin.url, str(tmp_path)],
+    r = subprocess.run([PYTHON, "-c", OUT_OF_FDS, twin.url, str(tmp_path)], env=child_env(),
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])

@@ -11,8 +11,8 @@ import subprocess
 
 import pytest
 
-from fsutil import setup_ping
-from mountlib import mounted
+from testlib.events import setup_ping
+from testlib.mount import mounted
 
 
 @pytest.fixture

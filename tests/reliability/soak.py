@@ -28,7 +28,6 @@ passed. tests/integration/test_rel_soak.py runs --quick in CI.
 """
 
 import argparse
-import base64
 import errno
 import http.client
 import json
@@ -44,26 +43,16 @@ import time
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
-sys.path.insert(0, HERE)
+if __name__ == "__main__":  # a script: the helpers are found as tests/pytest.ini finds them
+    sys.path.insert(1, os.path.dirname(HERE))
 
 from chaosproxy import ChaosProxy  # noqa: E402
-from mountlib import Mount  # noqa: E402
-from twinctl import Twin  # noqa: E402
+from testlib.events import PING, ping_n  # noqa: E402
+from testlib.mount import Mount  # noqa: E402
+from testlib.proc import progress  # noqa: E402
+from testlib.twin import Twin  # noqa: E402
 
-PING = {"type": "record", "name": "Ping", "fields": [{"name": "n", "type": "long"}]}
 ASSETS = ["soak-a", "soak-b", "soak-c", "soak-d"]
-
-
-def ping_n(data_b64):
-    """data.n of a Ping event from its AVRO bytes (one zig-zag varint)."""
-    v = shift = 0
-    for b in base64.b64decode(data_b64):
-        v |= (b & 0x7f) << shift
-        shift += 7
-        if not b & 0x80:
-            break
-    return (v >> 1) ^ -(v & 1)
 
 
 def now():
@@ -142,32 +131,13 @@ class SoakMount(Mount):
 
     hang_reports = []
 
-    def start(self, timeout=20):
-        log = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=log)
-        finally:
-            log.close()
-        deadline = now() + timeout
-        while not os.path.ismount(self.mnt):
-            if self.proc.poll() is not None:
-                rc = self.proc.returncode
-                self.proc = None
-                raise RuntimeError("twinfs exited %s before mounting; log:\n%s"
-                                   % (rc, self.log()[-2000:]))
-            if now() > deadline:
-                bt = ""
-                if shutil.which("gdb"):
-                    bt = subprocess.run(["gdb", "-p", str(self.proc.pid), "-batch", "-ex",
-                                         "thread apply all bt"], capture_output=True,
-                                        text=True).stdout
-                self.hang_reports.append(bt)
-                self.stop()
-                raise RuntimeError("twinfs did not mount in %ss; threads:\n%s\nlog:\n%s"
-                                   % (timeout, bt[-6000:], self.log()[-2000:]))
-            time.sleep(0.02)
-        return self
+    def hang_report(self):
+        bt = ""
+        if shutil.which("gdb"):
+            bt = subprocess.run(["gdb", "-p", str(self.proc.pid), "-batch", "-ex",
+                                 "thread apply all bt"], capture_output=True, text=True).stdout
+        self.hang_reports.append(bt)
+        return " threads:\n%s\n" % bt[-6000:]
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -193,7 +163,7 @@ class Soak:
         self.published_ok = 0
 
     def log(self, msg):
-        print("soak %7.1fs: %s" % (now() - self.t0, msg), flush=True)
+        progress("soak %7.1fs" % (now() - self.t0), msg)
 
     # twinfs ------------------------------------------------------------------------------------
 

@@ -1,12 +1,16 @@
-"""cliutil: run the twinfs program as a user would (its own processes, not mountlib's Mount)
-and find what it left behind: mounts, daemons, the materializer's caller process. The pytest
-fixture `runner` (conftest.py) gives a Runner that cleans up every mount and process."""
+"""testlib.cli: run the twinfs program as a user would (its own processes, not a Mount) and
+find what it left behind: mounts, daemons, the materializer's caller process. The pytest
+fixture `runner` (tests/conftest.py) gives a Runner that cleans up every mount and process."""
 
 import os
 import signal
+import socket
 import subprocess
 
-from mountlib import settled_status, twinfs_binary, wait_for
+from testlib.mount import lazy_unmount, settled_status
+from testlib.paths import twinfs_binary
+from testlib.proc import Proc
+from testlib.wait import wait_for
 
 USAGE = 2
 FAILURE = 1
@@ -42,6 +46,38 @@ def twinfs_pids(mnt, with_caller=False):
     return pids
 
 
+def closed_port():
+    """A local TCP port nobody listens on (bound once, then closed)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def write_token(path, token, mode=0o600):
+    """Writes a token file with the given mode; returns its path."""
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    os.chmod(str(path), mode)
+    return str(path)
+
+
+def assert_fails(runner, r, mnt, status, *words):
+    """A failed start: the status, one line on stderr naming the cause, nothing left behind."""
+    assert r.returncode == status, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("twinfs: "), lines
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    assert r.stdout == ""
+    if mnt:
+        assert mounted_fs(mnt) is None
+        wait_for(lambda: not twinfs_pids(mnt, with_caller=True), 5, "no twinfs left for " + mnt)
+
+
 def wait_asset(mnt, asset="acme-pump-01"):
     """Assets are materialized just after the mount: wait for one to show."""
     wait_for(lambda: os.path.isdir(os.path.join(mnt, "assets", asset)), 10, asset + " to show")
@@ -58,30 +94,6 @@ def pid_alive(pid):
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
-
-
-class LoggedProc(subprocess.Popen):
-    """A twinfs process whose stdout and stderr go to files. Pipes that nobody reads until the
-    end fill up under -d (a line per FUSE request), and then the daemon blocks in the middle of
-    a request and the test with it. communicate() waits and returns both as text."""
-
-    def __init__(self, argv, out_path, err_path, **kw):
-        self.out_path, self.err_path = out_path, err_path
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            super().__init__(argv, stdout=out, stderr=err, **kw)
-
-    def output(self):
-        """(stdout, stderr) so far, as text."""
-        texts = []
-        for path in (self.out_path, self.err_path):
-            with open(path, errors="replace") as f:
-                texts.append(f.read())
-        return tuple(texts)
-
-    def communicate(self, input=None, timeout=None):
-        assert input is None
-        self.wait(timeout)
-        return self.output()
 
 
 class Runner:
@@ -109,10 +121,10 @@ class Runner:
         # A test run under nohup would pass SIGHUP on ignored, and twinfs rightly keeps a
         # nohup's wish; the stop tests want the default a terminal gives.
         n = len(self.procs)
-        p = LoggedProc([twinfs_binary()] + [str(a) for a in args],
-                       str(self.tmp / ("twinfs-%d.out" % n)), str(self.tmp / ("twinfs-%d.err" % n)),
-                       env=env or self.env, stdin=subprocess.DEVNULL,
-                       preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
+        p = Proc([twinfs_binary()] + list(args), self.tmp / ("twinfs-%d.err" % n),
+                 out_path=self.tmp / ("twinfs-%d.out" % n), env=env or self.env,
+                 preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
+        p.spawn()
         self.procs.append(p)
         return p
 
@@ -129,13 +141,11 @@ class Runner:
             if mounted_fs(mnt):
                 subprocess.run(["fusermount3", "-u", mnt], capture_output=True)
             if mounted_fs(mnt):
-                subprocess.run(["fusermount3", "-u", "-z", mnt], capture_output=True)
+                lazy_unmount(mnt)
             for pid in twinfs_pids(mnt):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
         for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
+            p.kill()

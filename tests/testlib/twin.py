@@ -1,8 +1,8 @@
-"""twinctl: start, stop and drive the reference twin (tests/twin/twin.py) from pytest.
+"""testlib.twin: start, stop and drive the reference twin (tests/twin/twin.py) from pytest.
 
 Every integration test uses this module; its API is stable (add, do not change):
 
-    from twinctl import Twin, TwinError, generated_bytes, generated_sha256
+    from testlib.twin import Twin, TwinError, generated_bytes, generated_sha256
 
     with Twin(tmp_path, demo=True) as tw:        # or tw = Twin(...); tw.start(); ...; tw.stop()
         tw.url                                    # "http://127.0.0.1:PORT" (https with tls=)
@@ -48,17 +48,15 @@ import itertools
 import json
 import os
 import select
-import signal
 import socket
 import ssl
 import subprocess
 import time
 import urllib.parse
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE_ROOT = os.environ.get("TWINFS_SOURCE") or os.path.dirname(os.path.dirname(HERE))
-TWIN_PY = os.path.join(SOURCE_ROOT, "tests", "twin", "twin.py")
-PYTHON = "/usr/bin/python3"
+from testlib.paths import PYTHON, TWIN_PY
+from testlib.proc import Proc
+
 GENERATED_BLOCK = bytes(i % 251 for i in range(65536))
 _counter = itertools.count(1)
 
@@ -204,7 +202,7 @@ class Stream:
         self.close()
 
 
-class Twin:
+class Twin(Proc):
     """A reference twin process (see the module docstring)."""
 
     def __init__(self, tmp_path, demo=False, token=None, t2_dir=None, no_t2=False,
@@ -212,8 +210,8 @@ class Twin:
         n = next(_counter)
         self.dir = os.path.join(str(tmp_path), "twin-%d" % n)
         self.state_dir = os.path.join(self.dir, "state")
-        self.log_path = os.path.join(self.dir, "twin.log")
         os.makedirs(self.state_dir, exist_ok=True)
+        super().__init__([], os.path.join(self.dir, "twin.log"), stdout=subprocess.PIPE)
         self.demo = demo
         self.token = token
         self.t2_dir = str(t2_dir) if t2_dir else None
@@ -223,7 +221,6 @@ class Twin:
         self.tls = tls
         self.port = port
         self.extra_args = list(extra_args)
-        self.proc = None
         self.url = None
         self.token_file = None
         if token is not None:
@@ -254,21 +251,16 @@ class Twin:
 
     def start(self, timeout=20):
         """Spawns the twin and waits for its ready line; sets .port and .url."""
-        if self.proc is not None and self.proc.poll() is None:
+        if self.running():
             raise RuntimeError("twin already running")
-        log = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen(self.argv(), stdout=subprocess.PIPE, stderr=log,
-                                         stdin=subprocess.DEVNULL)
-        finally:
-            log.close()
+        self.spawn()
         deadline = time.monotonic() + timeout
         buf = b""
         fd = self.proc.stdout.fileno()
         while b"\n" not in buf:
             left = deadline - time.monotonic()
             if left <= 0 or self.proc.poll() is not None:
-                self._reap()
+                self.kill()
                 raise RuntimeError("twin did not start; log:\n" + self.log())
             r, _, _ = select.select([fd], [], [], left)
             if r:
@@ -278,57 +270,16 @@ class Twin:
                 buf += chunk
         line = buf.split(b"\n", 1)[0].decode()
         if not line.startswith("twin: listening on "):
-            self._reap()
+            self.kill()
             raise RuntimeError("unexpected ready line %r" % line)
         self.url = line[len("twin: listening on "):]
         self.port = int(self.url.rsplit(":", 1)[1])
         return self
 
-    def _reap(self):
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.wait()
-            if self.proc.stdout:
-                self.proc.stdout.close()
-
-    def stop(self, timeout=10):
-        """SIGTERM and wait; returns the exit code (None if it was not running)."""
-        if self.proc is None:
-            return None
-        rc = self.proc.poll()
-        if rc is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                rc = self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        self.proc = None
-        return rc
-
-    def kill(self):
-        """SIGKILL and wait (a crash: whatever was committed stays)."""
-        if self.proc is not None:
-            self._reap()
-            self.proc = None
-
     def restart(self):
         """Stops and starts again on the same port with the same state."""
         self.stop()
         return self.start()
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
 
     def __enter__(self):
         return self.start()

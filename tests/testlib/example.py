@@ -1,8 +1,9 @@
-"""follower_proc: runs docs/examples/follower_example and collects its stdout lines.
+"""testlib.example: runs docs/examples/follower_example and collects its stdout lines.
 
     ex = Example(url, tracker, "--no-ack", log_dir=tmp_path)
     ex.start()
     ex.wait_for(lambda ex: "internal eof_replay" in ex.lines, timeout=10)
+    ex.wait_quiet()   # until no more lines come
     ex.events()   # [(seq, asset, offset, name, handler), ...] in delivery order
     ex.acks()     # [seq, ...] from "ack SEQ" lines
     ex.stop()     # SIGTERM; returns the exit code
@@ -13,44 +14,36 @@ before it died is in .lines.
 """
 
 import os
-import signal
 import subprocess
 import threading
 import time
 
-from conftest import build_dir
+from testlib.paths import example_path
+from testlib.proc import Proc
+from testlib.wait import wait_quiet
 
 
-def example_path():
-    return os.path.join(build_dir(), "docs", "examples", "follower_example")
-
-
-class Example:
+class Example(Proc):
     _n = 0
 
     def __init__(self, url, tracker, *args, log_dir=None):
-        self.argv = [example_path(), url, str(tracker)] + [str(a) for a in args]
         Example._n += 1
-        self.log_path = os.path.join(str(log_dir or "/tmp"), "example-%d.log" % Example._n)
-        self.proc = None
+        super().__init__([example_path(), url, tracker] + list(args),
+                         os.path.join(str(log_dir or "/tmp"), "example-%d.log" % Example._n),
+                         stdout=subprocess.PIPE)
         self.lines = []
         self.cond = threading.Condition()
         self.eof = False
         self.thread = None
 
     def start(self):
-        log = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=log,
-                                         stdin=subprocess.DEVNULL)
-        finally:
-            log.close()
-        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.spawn()
+        self.thread = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
         self.thread.start()
         return self
 
-    def _read(self):
-        for raw in self.proc.stdout:
+    def _read(self, out):
+        for raw in out:
             with self.cond:
                 self.lines.append(raw.decode(errors="replace").rstrip("\n"))
                 self.cond.notify_all()
@@ -69,33 +62,26 @@ class Example:
                                          % ("\n".join(self.lines[-40:]), self.log()[-3000:]))
                 self.cond.wait(min(left, 0.2))
 
+    def wait_quiet(self, quiet_s=1.0, timeout=30.0):
+        """Waits until no line has come for quiet_s seconds: whatever was on its way is in."""
+        def count():
+            with self.cond:
+                return len(self.lines)
+        wait_quiet(count, quiet_s, timeout, "the example's output")
+
     def wait_exit(self, timeout=20):
         rc = self.proc.wait(timeout)
         self.thread.join(timeout)
         return rc
 
     def stop(self, timeout=20):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.wait_exit(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
+        """SIGTERM; the exit status. A program that SIGTERM does not end is killed and the
+        stop is a TimeoutExpired."""
+        return super().stop(timeout, strict=True)
 
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.thread.join(10)
-
-    def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+    def exited(self):
+        if self.thread is not None:
+            self.thread.join(20)  # the rest of its output, up to EOF
 
     # -- parsed output -------------------------------------------------------------------------
 
