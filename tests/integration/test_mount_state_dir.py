@@ -8,8 +8,9 @@ and nothing is made there; a state directory in a safe place is made private (mo
 import os
 import stat
 
-from cliutil import FAILURE, mounted_fs, twinfs_pids
-from mountlib import unmount, wait_for
+from testlib.cli import FAILURE, mounted_fs, twinfs_pids
+from testlib.mount import unmount
+from testlib.wait import wait_for
 
 
 def test_state_dir_below_a_writable_dir_is_refused_and_left_alone(runner, demo_twin, tmp_path):

@@ -13,8 +13,10 @@ import tempfile
 
 import pytest
 
-from fsutil import setup_ping
-from mountlib import Mount, twinfs_binary, wait_for
+from testlib.events import setup_ping
+from testlib.mount import Mount
+from testlib.paths import twinfs_binary
+from testlib.wait import wait_for
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
