@@ -609,12 +609,10 @@ class Bench:
 
     def report(self, elapsed):
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        rev = subprocess.run(["git", "-C", SOURCE_ROOT, "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True).stdout.strip()
         lines = [MARK_BEGIN, "",
-                 "Run of %s (%s mode%s), commit %s, %.0f s in all." % (
+                 "Run of %s (%s mode%s), %.0f s in all." % (
                      now, "quick" if self.quick else "full",
-                     ": counts scaled down" if self.quick else "", rev or "?", elapsed),
+                     ": counts scaled down" if self.quick else "", elapsed),
                  "", "Machine: " + self.machine() + ".", "",
                  "Command: `%s`; twinfs built in `%s` (%s)." % (
                      "tests/bench/run.sh" + (" --quick" if self.quick else ""),
