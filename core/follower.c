@@ -4,7 +4,7 @@
  * callbacks are called without it held, so they may call follower_ack. The stream thread
  * blocks in on_record while the window is full: that stops curl reading the socket, which is
  * the TCP back-pressure that bounds memory. */
-#include "follower.h"
+#include "twin/follower.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -17,13 +17,14 @@
 #include <time.h>
 
 #include "base64.h"
-#include "deadline.h"
+#include "twin/deadline.h"
 #include "event_schema.h"
 #include "pending.h"
 #include "record.h"
 #include "schema_cache.h"
 #include "stream.h"
-#include "t2_stream.h"
+#include "twin/defaults.h"
+#include "twin/t2_stream.h"
 #include "tracker.h"
 #include "twin_client.h"
 
@@ -102,6 +103,11 @@ static int dup_opt(const char *s, char **ret)
     return *ret ? 0 : -ENOMEM;
 }
 
+int follower_check_tracker(const char *tracker_path, char *why, size_t why_size)
+{
+    return tracker_check(tracker_path, why, why_size);
+}
+
 int follower_new(const struct follower_config *cfg, const struct follower_callbacks *cb,
                  struct follower **ret)
 {
@@ -131,22 +137,24 @@ int follower_new(const struct follower_config *cfg, const struct follower_callba
     f->cfg.tracker_path = f->tracker_path;
     f->cfg.schema_dir = f->schema_dir;
     if (f->cfg.t2_timeout_s <= 0)
-        f->cfg.t2_timeout_s = 10;
+        f->cfg.t2_timeout_s = TWIN_DEFAULT_T2_TIMEOUT_S;
     if (f->cfg.max_pending == 0)
-        f->cfg.max_pending = 10000;
+        f->cfg.max_pending = TWIN_DEFAULT_MAX_PENDING;
     if (f->cfg.max_pending_bytes == 0)
-        f->cfg.max_pending_bytes = (uint64_t)256 * 1024 * 1024;
+        f->cfg.max_pending_bytes = TWIN_DEFAULT_MAX_PENDING_BYTES;
     if (f->cfg.heartbeat_timeout_s <= 0)
-        f->cfg.heartbeat_timeout_s = 15;
+        f->cfg.heartbeat_timeout_s = TWIN_DEFAULT_HEARTBEAT_TIMEOUT_S;
     if (f->cfg.reconnect_max_s <= 0)
-        f->cfg.reconnect_max_s = 5;
+        f->cfg.reconnect_max_s = TWIN_DEFAULT_RECONNECT_MAX_S;
     if (f->cfg.max_record_bytes == 0)
-        f->cfg.max_record_bytes = (size_t)16 * 1024 * 1024;
+        f->cfg.max_record_bytes = TWIN_DEFAULT_MAX_RECORD_BYTES;
     if (f->cfg.max_event_bytes == 0)
-        f->cfg.max_event_bytes = (size_t)64 * 1024 * 1024;
+        f->cfg.max_event_bytes = TWIN_DEFAULT_MAX_EVENT_BYTES;
 
-    struct twin_client_config tc = {
-        .url = f->url, .token = f->token, .ca_file = f->ca_file, .timeout_ms = 10000};
+    struct twin_client_config tc = {.url = f->url,
+                                    .token = f->token,
+                                    .ca_file = f->ca_file,
+                                    .timeout_ms = TWIN_DEFAULT_CALL_TIMEOUT_MS};
     r = twin_client_new(&tc, &f->client);
     if (r < 0)
         goto fail;

@@ -19,8 +19,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "deadline.h"
 #include "line_buffer.h"
+#include "twin/deadline.h"
+#include "twin/defaults.h"
 #include "record.h"
 #include "twin_client.h"
 
@@ -374,13 +375,13 @@ int stream_start(const struct stream_config *cfg, const struct stream_callbacks 
         return -ENOMEM;
     s->cfg = *cfg;
     if (s->cfg.heartbeat_timeout_s <= 0)
-        s->cfg.heartbeat_timeout_s = 15;
+        s->cfg.heartbeat_timeout_s = TWIN_DEFAULT_HEARTBEAT_TIMEOUT_S;
     if (s->cfg.reconnect_max_s <= 0)
-        s->cfg.reconnect_max_s = 5;
+        s->cfg.reconnect_max_s = TWIN_DEFAULT_RECONNECT_MAX_S;
     if (s->cfg.reconnect_max_s < BACKOFF_MIN_S)
         s->cfg.reconnect_max_s = BACKOFF_MIN_S;
     if (s->cfg.max_line == 0)
-        s->cfg.max_line = (size_t)16 * 1024 * 1024;
+        s->cfg.max_line = TWIN_DEFAULT_MAX_RECORD_BYTES;
     s->cb = *cb;
     s->last_seq = cfg->after;
     s->head = cfg->head;

@@ -11,7 +11,7 @@
  * stream holds at most curl's buffer, the spill and one paused read, and between reads nothing
  * reads the socket: the twin is held back by TCP. t2_stream_cancel sets a flag and wakes
  * curl_multi_poll (curl_multi_wakeup), so the mutex only guards that flag. */
-#include "t2_stream.h"
+#include "twin/t2_stream.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -26,7 +26,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "deadline.h"
+#include "twin/deadline.h"
 #include "twin_client.h"
 
 /* Extra time past the request's own timeout before we give up on the twin ourselves: the

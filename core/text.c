@@ -1,5 +1,5 @@
 /* text: see text.h. */
-#include "text.h"
+#include "twin/text.h"
 
 #include <stdbool.h>
 

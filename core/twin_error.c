@@ -1,5 +1,5 @@
 /* twin_error: the one table from protocol failures to errno values. */
-#include "twin_error.h"
+#include "twin/twin_error.h"
 
 #include <errno.h>
 #include <stddef.h>

@@ -36,7 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "deadline.h"
+#include "twin/deadline.h"
 #include "mount_ref.h"
 
 enum mat_action {

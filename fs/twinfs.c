@@ -1,6 +1,7 @@
 /* twinfs: the life cycle (twinfs.h) and the follower's callbacks, which put assets and events
  * into the tree as pending entries and queue them for the materializer. */
 #include "fs_internal.h"
+#include "twin/defaults.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -10,9 +11,6 @@
 #include <string.h>
 #include <syslog.h>
 #include <unistd.h>
-
-#define DEFAULT_ENTRY_TIMEOUT_S 86400.0
-#define DEFAULT_MAX_T2_OPEN     64
 
 void fs_log(struct twinfs *fs, int prio, const char *fmt, ...)
 {
@@ -230,9 +228,10 @@ int twinfs_new(const struct twinfs_options *opt, twinfs_log_fn log, struct twinf
     fs->uid = getuid();
     fs->gid = getgid();
     fs->root.covered_fd = -1; /* until twinfs_attach */
-    fs->entry_timeout = opt->entry_timeout_s > 0 ? opt->entry_timeout_s : DEFAULT_ENTRY_TIMEOUT_S;
+    fs->entry_timeout =
+        opt->entry_timeout_s > 0 ? opt->entry_timeout_s : TWIN_DEFAULT_ENTRY_TIMEOUT_S;
     if (!fs->opt.max_t2_open)
-        fs->opt.max_t2_open = DEFAULT_MAX_T2_OPEN;
+        fs->opt.max_t2_open = TWIN_DEFAULT_MAX_T2_OPEN;
     r = t2_files_init(fs);
     if (r < 0)
         goto fail_alloc;

@@ -59,7 +59,7 @@ static const struct key_def keys[] = {
 #define MAX_PENDING_LIMIT       10000000u
 #define MAX_PENDING_MB_LIMIT    1048576u /* 1 TiB */
 #define MATERIALIZE_DELAY_LIMIT 60000u
-#define MAX_T2_OPEN_LIMIT       4096u
+#define MAX_T2_OPEN_LIMIT       TWIN_MAX_T2_OPEN
 #define SECONDS_LIMIT           (7.0 * 86400.0)
 
 static int fail(char *err, size_t errlen, int r, const char *fmt, ...)

@@ -23,7 +23,6 @@
 #include "log.h"
 #include "mount_ref.h"
 #include "options.h"
-#include "tracker.h"
 #include "twinfs.h"
 
 #ifndef TWINFS_VERSION
@@ -252,7 +251,7 @@ static int new_error(const struct mount_options *o, int r)
         return fail(MOUNT_EXIT_FAILURE, "tracker=%s: in use by another twinfs", o->tracker);
     case -EPERM: {
         char why[PATH_MAX + 256];
-        if (tracker_check(o->tracker, why, sizeof(why)) < 0 && why[0])
+        if (follower_check_tracker(o->tracker, why, sizeof(why)) < 0 && why[0])
             return fail(MOUNT_EXIT_FAILURE, "tracker=%s: refused: %s", o->tracker, why);
         return fail(MOUNT_EXIT_FAILURE, "tracker=%s: %s", o->tracker, strerror(-r));
     }

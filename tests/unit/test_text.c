@@ -1,5 +1,5 @@
 /* test_text: escaping of control characters and bytes that are not UTF-8, and cutting. */
-#include "text.h"
+#include "twin/text.h"
 #include "unit.h"
 
 static void check(const char *in, size_t len, unsigned flags, const char *want)

@@ -1,7 +1,7 @@
 /* test_twin_error: the errno table and the classification of HTTP failures. */
 #include <errno.h>
 
-#include "twin_error.h"
+#include "twin/twin_error.h"
 #include "unit.h"
 
 static void test_table(void)

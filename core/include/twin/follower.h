@@ -27,7 +27,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <jansson.h>
-#include "twin_error.h"
+#include "twin/defaults.h"
+#include "twin/twin_error.h"
 
 struct follower;
 struct t2_stream;
@@ -90,15 +91,17 @@ struct follower_config {
     const char *tracker_path; /* required */
     const char *schema_dir;   /* NULL: schemas only from the twin */
     bool t2_enabled;
-    double t2_timeout_s;        /* 0 means 10 */
-    unsigned max_pending;       /* 0 means 10000 */
-    uint64_t max_pending_bytes; /* 0 means 256 MiB; one event is let through whatever its size */
+    double t2_timeout_s;        /* 0 means TWIN_DEFAULT_T2_TIMEOUT_S (twin/defaults.h) */
+    unsigned max_pending;       /* 0 means TWIN_DEFAULT_MAX_PENDING */
+    uint64_t max_pending_bytes; /* 0: TWIN_DEFAULT_MAX_PENDING_BYTES; one event passes whatever its
+                                   size */
     enum follower_start start;  /* only matters for a new tracker */
-    double heartbeat_timeout_s; /* 0 means 15 */
-    double reconnect_max_s;     /* cap of the backoff; 0 means 5 */
-    size_t max_record_bytes;    /* longest stream line accepted; 0 means 16 MiB */
-    /* Largest event file with its data decoded (the rendered JSON); 0 means 64 MiB. An event
-     * whose data renders larger is shown with data_b64 and error (about its line's size). */
+    double heartbeat_timeout_s; /* 0 means TWIN_DEFAULT_HEARTBEAT_TIMEOUT_S */
+    double reconnect_max_s;     /* cap of the backoff; 0 means TWIN_DEFAULT_RECONNECT_MAX_S */
+    size_t max_record_bytes;    /* longest stream line; 0 means TWIN_DEFAULT_MAX_RECORD_BYTES */
+    /* Largest event file with its data decoded (the rendered JSON); 0 means
+     * TWIN_DEFAULT_MAX_EVENT_BYTES. An event whose data renders larger is shown with data_b64 and
+     * error (about its line's size). */
     size_t max_event_bytes;
 };
 
@@ -106,6 +109,12 @@ struct follower_config {
  * use by another process), -errno. */
 int follower_new(const struct follower_config *cfg, const struct follower_callbacks *cb,
                  struct follower **ret);
+
+/* Checks tracker_path against the rules the tracker holds its journal and the directories on
+ * the way to it to (docs/follower.md, "Acks and the tracker") without creating anything. Returns 0
+ * (also when the journal does not exist yet), or -EPERM (or the errno of the step that failed) with
+ * why set to "PATH: reason"; for the message after follower_new failed with -EPERM. */
+int follower_check_tracker(const char *tracker_path, char *why, size_t why_size);
 
 /* Takes the snapshot (GET /v1/assets, on_asset_created for each asset, on this thread), then
  * starts the stream thread. Returns 0, or the snapshot's error: -EHOSTUNREACH (no twin
