@@ -24,6 +24,7 @@
 #include "schema_cache.h"
 #include "stream.h"
 #include "twin/defaults.h"
+#include "twin/name.h"
 #include "twin/t2_stream.h"
 #include "tracker.h"
 #include "twin_client.h"
@@ -325,7 +326,7 @@ static int get_schema(struct follower *f, const char *name, int version,
     int r = schema_cache_get(f->schemas, name, version, ret);
     if (r == 0 || r == -ENOENT || r == -EINVAL || r == -EFBIG || r == -ETIMEDOUT)
         return r;
-    char key[RECORD_MAX_NAME + 16];
+    char key[TWIN_NAME_MAX + 16];
     snprintf(key, sizeof(key), "%s/%d", name, version);
     double now = monotonic_now_s();
     if (json_real_value(json_object_get(f->schema_retry_off, key)) > now)

@@ -26,6 +26,7 @@
 
 #include "event_schema.h"
 #include "record.h"
+#include "twin/hash.h"
 
 #define NBUCKETS        1024
 #define MAX_NEGATIVE    4096 /* remembered failures; they expire */
@@ -120,11 +121,9 @@ static uint64_t now_ns(void)
 
 static size_t bucket_of(const char *name, int version)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    uint64_t h = twin_fnv1a(TWIN_FNV1A_INIT, name, strlen(name));
 
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        h = (h ^ *p) * 1099511628211ULL;
-    h = (h ^ (uint32_t)version) * 1099511628211ULL;
+    h = twin_fnv1a(h, &version, sizeof(version));
     return (size_t)(h % NBUCKETS);
 }
 

@@ -14,6 +14,8 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "twin/name.h"
+
 const char *const fs_op_names[FS_OP_COUNT] = {
     [FS_OP_INIT] = "init",
     [FS_OP_LOOKUP] = "lookup",
@@ -122,13 +124,6 @@ static void fill_entry(struct twinfs *fs, const struct node *n, struct fuse_entr
     e->entry_timeout = node_timeout(fs, n);
 }
 
-/* A valid name for an on-demand T2 node (it is also the request's data). */
-static bool t2_name_ok(const char *name)
-{
-    size_t len = strlen(name);
-    return len > 0 && len <= 255 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
-}
-
 static struct node *event_child(struct node *events_dir, const char *name)
 {
     uint64_t offset;
@@ -177,7 +172,7 @@ static struct node *find_child(struct twinfs *fs, struct node *parent, const cha
         break;
     case NODE_T2:
     case NODE_T2_TYPE:
-        if (!t2_name_ok(name)) {
+        if (!twin_name_is_safe(name)) {
             *ret_err = EINVAL;
             return NULL;
         }

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "twin/hash.h"
+
 #define EVENT_OFFSET_DIGITS 20 /* UINT64_MAX has 20 digits: every offset sorts by name */
 
 static uint64_t hash_u64(uint64_t x)
@@ -19,13 +21,7 @@ static uint64_t hash_u64(uint64_t x)
 
 static uint64_t hash_name(uint64_t parent, const char *name)
 {
-    uint64_t h = 1469598103934665603ULL ^ hash_u64(parent); /* FNV-1a over the name */
-
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return twin_fnv1a(TWIN_FNV1A_INIT ^ hash_u64(parent), name, strlen(name));
 }
 
 static int ino_tab_grow(struct tree *t)

@@ -1,7 +1,6 @@
 /* twinfs: the life cycle (twinfs.h) and the follower's callbacks, which put assets and events
  * into the tree as pending entries and queue them for the materializer. */
 #include "fs_internal.h"
-#include "twin/defaults.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -11,6 +10,9 @@
 #include <string.h>
 #include <syslog.h>
 #include <unistd.h>
+
+#include "twin/defaults.h"
+#include "twin/name.h"
 
 void fs_log(struct twinfs *fs, int prio, const char *fmt, ...)
 {
@@ -24,15 +26,6 @@ void fs_log(struct twinfs *fs, int prio, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
     va_end(ap);
     fs->log(prio, msg);
-}
-
-/* An asset id usable as one path component. */
-static bool asset_name_ok(const char *name)
-{
-    size_t len = strlen(name);
-
-    return len > 0 && len <= 255 && !strchr(name, '/') && strcmp(name, ".") != 0 &&
-           strcmp(name, "..") != 0;
 }
 
 /* The asset node, made (pending, queued) if new; caller holds the lock. */
@@ -66,7 +59,7 @@ static void cb_asset_created(void *userdata, const char *asset)
 {
     struct twinfs *fs = userdata;
 
-    if (!asset_name_ok(asset)) {
+    if (!twin_name_is_safe(asset)) {
         fs_log(fs, LOG_WARNING, "asset id not usable as a file name, not shown: \"%.64s\"", asset);
         return;
     }
@@ -127,7 +120,7 @@ static void cb_event(void *userdata, const struct follower_event *ev)
     size_t len = 0;
     bool fail = false;
 
-    if (!asset_name_ok(ev->asset))
+    if (!twin_name_is_safe(ev->asset))
         return;
     /* The event name becomes part of a file name: no slash, bounded. */
     snprintf(type_name, sizeof(type_name), "%s", ev->name ? ev->name : "");

@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "twin/hash.h"
+
 /* One bit per key in set_mask; t2 and no_t2 share one because they set the same thing. */
 enum key_id {
     KEY_TOKEN_FILE,
@@ -603,16 +605,12 @@ char *mount_default_tracker_path(const char *url)
     struct url_parts parts = {0};
     const char *state = getenv("XDG_STATE_HOME");
     const char *home = getenv("HOME");
-    uint64_t hash = 0xcbf29ce484222325ull; /* FNV-1a: stable across builds and machines */
+    uint64_t hash = twin_fnv1a(TWIN_FNV1A_INIT, url, strlen(url)); /* stable everywhere */
     char base[PATH_MAX], *path;
     int n;
 
     if (parse_url(url, &parts, NULL, 0) < 0)
         return NULL;
-    for (const char *c = url; *c; c++) {
-        hash ^= (unsigned char)*c;
-        hash *= 0x100000001b3ull;
-    }
     /* IPv6 brackets and colons do not belong in a file name. */
     for (char *c = parts.host; *c; c++) {
         if (!isalnum((unsigned char)*c) && *c != '.' && *c != '-')
