@@ -24,6 +24,7 @@
 #include "twin/defaults.h"
 #include "record.h"
 #include "twin_client.h"
+#include "twin_transfer.h"
 
 #define BACKOFF_MIN_S 0.1
 /* Seqs of bad records above last_seq remembered so a replay does not report them twice. */
@@ -257,7 +258,7 @@ static int run_once(struct stream *s, CURL **ret_h, char *reason, size_t reason_
     char path[64];
     struct curl_slist *headers = NULL;
     long status = 0;
-    int err;
+    enum twin_error e;
 
     snprintf(path, sizeof(path), "/v1/stream?after=%" PRIu64, s->last_seq);
     CURL *h = twin_client_new_handle(s->cfg.client, path, &headers);
@@ -301,30 +302,15 @@ static int run_once(struct stream *s, CURL **ret_h, char *reason, size_t reason_
         snprintf(reason, reason_len, "record handler failed: %s", strerror(-s->abort_err));
         return s->abort_err;
     }
-    if (rc == CURLE_HTTP_RETURNED_ERROR) {
-        err = status == 401 ? -EPERM : -EPROTO;
+    /* A stream never ends by itself: an end without a failure is a lost link too. */
+    e = rc == CURLE_OK ? TWIN_LINK_LOST : twin_error_from_transfer(rc, status, NULL, NULL);
+    if (rc == CURLE_HTTP_RETURNED_ERROR)
         snprintf(reason, reason_len, "twin answered HTTP %ld%s", status,
-                 status == 401 ? " (token refused)" : "");
-        return err;
-    }
-    switch (rc) {
-    case CURLE_OK:
-        err = -ECONNRESET;
-        break;
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-        err = -EHOSTUNREACH;
-        break;
-    case CURLE_OPERATION_TIMEDOUT:
-        err = -ETIMEDOUT;
-        break;
-    default:
-        err = -ECONNRESET;
-        break;
-    }
-    snprintf(reason, reason_len, "%s",
-             rc == CURLE_OK ? "the twin ended the stream" : curl_easy_strerror(rc));
-    return err;
+                 e == TWIN_UNAUTHORIZED ? " (token refused)" : "");
+    else
+        snprintf(reason, reason_len, "%s",
+                 rc == CURLE_OK ? "the twin ended the stream" : curl_easy_strerror(rc));
+    return -twin_error_errno(e);
 }
 
 static void *stream_main(void *arg)

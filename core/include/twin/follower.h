@@ -117,10 +117,14 @@ int follower_new(const struct follower_config *cfg, const struct follower_callba
 int follower_check_tracker(const char *tracker_path, char *why, size_t why_size);
 
 /* Takes the snapshot (GET /v1/assets, on_asset_created for each asset, on this thread), then
- * starts the stream thread. Returns 0, or the snapshot's error: -EHOSTUNREACH (no twin
- * there), -EPERM (token refused), -ETIMEDOUT, -EPROTO (not a twin, or its head is beyond
- * 2^53 - 1); or -ESTALE when the twin's log ends before the seq the tracker resumes after (a
- * twin reset or restored, or another twin's tracker: following it would skip records). */
+ * starts the stream thread. Returns 0, or the snapshot's error, classified like every failure
+ * of the link (twin_error.h): -EHOSTUNREACH (no twin there), -ECONNRESET (the connection was
+ * dropped before the answer was complete), -EKEYREJECTED (TLS: the twin's certificate failed
+ * verification), -EPERM (token refused, 401), -ETIMEDOUT, -EPROTO (not a twin: not HTTP, not
+ * the protocol, another TLS failure, or a head beyond 2^53 - 1); the errno of twin_error_from_http
+ * for another error status; -ESTALE when the twin's log ends before the seq the tracker resumes
+ * after (a twin reset or restored, or another twin's tracker: following it would skip records);
+ * -ENOMEM. */
 int follower_start(struct follower *f);
 
 /* Stops the stream thread and flushes the tracker. Idempotent. */
