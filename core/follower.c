@@ -24,7 +24,6 @@
 #include "schema_cache.h"
 #include "stream.h"
 #include "twin/defaults.h"
-#include "twin/name.h"
 #include "twin/t2_stream.h"
 #include "tracker.h"
 #include "twin_client.h"
@@ -47,10 +46,7 @@ struct follower {
     struct pending *pending;
     json_t *assets;      /* id -> integer key of the live assets */
     json_t *last_offset; /* id -> offset of the last event delivered (offsets only grow) */
-    /* "name/version" -> until when (monotonic s) a schema whose fetch failed even when tried
-     * again is fetched once per event, not retried. Stream thread only. */
-    json_t *schema_retry_off;
-    uint64_t next_key; /* keys are never reused, so a re-created asset's acks stay apart */
+    uint64_t next_key;   /* keys are never reused, so a re-created asset's acks stay apart */
     uint64_t snapshot_head;
     struct follower_status st;
 };
@@ -164,8 +160,7 @@ int follower_new(const struct follower_config *cfg, const struct follower_callba
         goto fail;
     f->assets = json_object();
     f->last_offset = json_object();
-    f->schema_retry_off = json_object();
-    if (!f->assets || !f->last_offset || !f->schema_retry_off) {
+    if (!f->assets || !f->last_offset) {
         r = -ENOMEM;
         goto fail;
     }
@@ -310,43 +305,10 @@ static bool wait_unless_stopping(struct follower *f, int ms)
     return stopping;
 }
 
-/* How long a schema whose fetch failed even when tried again is not retried. */
-#define SCHEMA_RETRY_OFF_S 30.0
-
-/* The event's schema, given back with schema_cache_put. A fetch that failed quickly for another
- * reason than "no such schema", "not a schema" or "too large" (a 503, the twin restarting) is
- * tried again after 0.1, 0.4, 1 and 2 s: a blip would otherwise deliver the event without its
- * data for good (data_b64 and an error). Not a timeout (trying again would multiply a wait that
- * was long already), and not for 30 s after the same schema failed all its tries: a schema
- * store that stays broken must not stall the stream for seconds per event. */
-static int get_schema(struct follower *f, const char *name, int version,
-                      const struct event_schema **ret)
+/* schema_wait_fn for the schema cache's retries. */
+static bool schema_wait(void *userdata, int ms)
 {
-    static const int retry_ms[] = {100, 400, 1000, 2000};
-    int r = schema_cache_get(f->schemas, name, version, ret);
-    if (r == 0 || r == -ENOENT || r == -EINVAL || r == -EFBIG || r == -ETIMEDOUT)
-        return r;
-    char key[TWIN_NAME_MAX + 16];
-    snprintf(key, sizeof(key), "%s/%d", name, version);
-    double now = monotonic_now_s();
-    if (json_real_value(json_object_get(f->schema_retry_off, key)) > now)
-        return r;
-    for (size_t i = 0; i < sizeof(retry_ms) / sizeof(retry_ms[0]); i++) {
-        if (wait_unless_stopping(f, retry_ms[i]))
-            return r;
-        r = schema_cache_get(f->schemas, name, version, ret);
-        if (r == 0 || r == -ENOENT || r == -EINVAL || r == -EFBIG || r == -ETIMEDOUT)
-            break;
-    }
-    if (r == 0) {
-        json_object_del(f->schema_retry_off, key);
-    } else {
-        if (json_object_size(f->schema_retry_off) >= 1024)
-            json_object_clear(f->schema_retry_off); /* a twin failing every name: stay bounded */
-        json_object_set_new(f->schema_retry_off, key,
-                            json_real(monotonic_now_s() + SCHEMA_RETRY_OFF_S));
-    }
-    return r;
+    return wait_unless_stopping(userdata, ms);
 }
 
 /* No room in the window for one more event of this size. Lock held. An event larger than the
@@ -410,7 +372,8 @@ static int prepare_event(struct follower *f, const struct record *rec, struct pr
     if (rec->data_not_b64) {
         r = -EBADMSG;
         p->why = "data is not valid base64";
-    } else if ((r = get_schema(f, rec->name, rec->version, &schema)) == 0) {
+    } else if ((r = schema_cache_get_retrying(f->schemas, rec->name, rec->version, schema_wait, f,
+                                              &schema)) == 0) {
         r = event_schema_decode_limited(schema, rec->data, rec->data_len, &lim, &p->data, &p->why);
         schema_cache_put(f->schemas, schema);
         if (r < 0 && !p->why)
@@ -718,7 +681,6 @@ void follower_free(struct follower *f)
     pending_free(f->pending);
     json_decref(f->assets);
     json_decref(f->last_offset);
-    json_decref(f->schema_retry_off);
     pthread_cond_destroy(&f->window);
     pthread_mutex_destroy(&f->lock);
     free(f->url);
