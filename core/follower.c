@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "asset_table.h"
 #include "base64.h"
 #include "twin/deadline.h"
 #include "event_schema.h"
@@ -44,9 +45,7 @@ struct follower {
     atomic_bool cancel; /* set by follower_stop: a decode or render under way gives up */
     bool head_behind;   /* the twin's head was last seen below last_seq */
     struct pending *pending;
-    json_t *assets;      /* id -> integer key of the live assets */
-    json_t *last_offset; /* id -> offset of the last event delivered (offsets only grow) */
-    uint64_t next_key;   /* keys are never reused, so a re-created asset's acks stay apart */
+    struct asset_table *assets;
     uint64_t snapshot_head;
     struct follower_status st;
 };
@@ -158,9 +157,8 @@ int follower_new(const struct follower_config *cfg, const struct follower_callba
     r = schema_cache_new(f->schema_dir, twin_client_schema_fetch, f->client, &f->schemas);
     if (r < 0)
         goto fail;
-    f->assets = json_object();
-    f->last_offset = json_object();
-    if (!f->assets || !f->last_offset) {
+    f->assets = asset_table_new();
+    if (!f->assets) {
         r = -ENOMEM;
         goto fail;
     }
@@ -169,29 +167,12 @@ int follower_new(const struct follower_config *cfg, const struct follower_callba
         goto fail;
     f->st.link = FOLLOWER_LINK_CONNECTING;
     f->st.watermark = tracker_watermark(f->tracker);
-    f->next_key = 1;
     *ret = f;
     return 0;
 
 fail:
     follower_free(f);
     return r;
-}
-
-/* The key of a live asset, or 0. Lock held. */
-static uint64_t asset_key(struct follower *f, const char *asset)
-{
-    json_t *v = json_object_get(f->assets, asset);
-    return v ? (uint64_t)json_integer_value(v) : 0;
-}
-
-/* Adds asset; returns true if it was new. Lock held. */
-static bool asset_add(struct follower *f, const char *asset)
-{
-    if (asset_key(f, asset))
-        return false;
-    json_object_set_new(f->assets, asset, json_integer((json_int_t)f->next_key++));
-    return true;
 }
 
 /* Moves the tracker's watermark up to the window's. Lock held. */
@@ -260,10 +241,16 @@ static int on_asset_record(struct follower *f, const struct record *rec)
     if (rec->kind == RECORD_ASSET_CREATED) {
         /* Replayed records up to the snapshot's head describe the past: an asset missing from
          * the snapshot was deleted by then, so its creation is not news. */
-        if (rec->seq > f->snapshot_head || asset_key(f, rec->asset))
-            call = asset_add(f, rec->asset);
+        if (rec->seq > f->snapshot_head || asset_table_key(f->assets, rec->asset)) {
+            int r = asset_table_add(f->assets, rec->asset);
+            if (r < 0) {
+                pthread_mutex_unlock(&f->lock);
+                return r; /* not handled: the record comes again after a reconnect */
+            }
+            call = r > 0;
+        }
     } else {
-        uint64_t key = asset_key(f, rec->asset);
+        uint64_t key = asset_table_key(f->assets, rec->asset);
         if (key) {
             f->st.pending -= pending_drop_asset(f->pending, key);
             f->st.pending_bytes = pending_bytes(f->pending);
@@ -274,11 +261,10 @@ static int on_asset_record(struct follower *f, const struct record *rec)
                  * the old incarnation's events go, the asset stays under a new key (acks of
                  * old events become no-ops) and is announced again. Dropping it instead
                  * would discard every event of the new incarnation for good. */
-                json_object_set_new(f->assets, rec->asset, json_integer((json_int_t)f->next_key++));
+                asset_table_renew(f->assets, rec->asset);
                 recreated = true;
             } else {
-                json_object_del(f->assets, rec->asset);
-                json_object_del(f->last_offset, rec->asset);
+                asset_table_remove(f->assets, rec->asset);
             }
         }
     }
@@ -422,7 +408,7 @@ static int on_event_record(struct follower *f, const struct record *rec)
         pthread_mutex_unlock(&f->lock);
         return 0;
     }
-    uint64_t key = asset_key(f, rec->asset);
+    uint64_t key = asset_table_key(f->assets, rec->asset);
     if (!key || tracker_is_acked(f->tracker, rec->seq)) {
         handled(f, rec->seq);
         pthread_mutex_unlock(&f->lock);
@@ -450,7 +436,7 @@ static int on_event_record(struct follower *f, const struct record *rec)
         prepared_done(&prep);
         return -ESHUTDOWN;
     }
-    key = asset_key(f, rec->asset);
+    key = asset_table_key(f->assets, rec->asset);
     if (!key) {
         handled(f, rec->seq);
         pthread_mutex_unlock(&f->lock);
@@ -460,9 +446,8 @@ static int on_event_record(struct follower *f, const struct record *rec)
     /* An asset's offsets only grow. A repeated one would name the file of an event already
      * shown, so the file system could not show it and no one could ever ack it: it would
      * hold a slot of the window (and the watermark) for good. */
-    json_t *last = json_object_get(f->last_offset, rec->asset);
-    if (last && rec->offset <= (uint64_t)json_integer_value(last)) {
-        uint64_t prev = (uint64_t)json_integer_value(last);
+    uint64_t prev;
+    if (asset_table_last_offset(f->assets, rec->asset, &prev) && rec->offset <= prev) {
         handled(f, rec->seq);
         f->st.bad_records++;
         pthread_mutex_unlock(&f->lock);
@@ -479,8 +464,7 @@ static int on_event_record(struct follower *f, const struct record *rec)
         prepared_done(&prep);
         return r;
     }
-    /* Offsets fit json_int_t: record_parse takes them from JSON integers. */
-    json_object_set_new(f->last_offset, rec->asset, json_integer((json_int_t)rec->offset));
+    asset_table_set_last_offset(f->assets, rec->asset, rec->offset);
     f->st.pending = pending_count(f->pending);
     f->st.pending_bytes = pending_bytes(f->pending);
     f->st.last_seq = rec->seq;
@@ -587,7 +571,7 @@ int follower_start(struct follower *f)
         const char *id = json_string_value(json_object_get(a, "id"));
         if (!id || !record_name_is_safe(id))
             continue; /* an id that cannot be a directory name; the stream would refuse it */
-        if (asset_add(f, id))
+        if (asset_table_add(f->assets, id) > 0)
             json_array_append_new(created, json_string(id));
     }
     uint64_t after = tracker_watermark(f->tracker);
@@ -679,8 +663,7 @@ void follower_free(struct follower *f)
     schema_cache_free(f->schemas);
     twin_client_free(f->client);
     pending_free(f->pending);
-    json_decref(f->assets);
-    json_decref(f->last_offset);
+    asset_table_free(f->assets);
     pthread_cond_destroy(&f->window);
     pthread_mutex_destroy(&f->lock);
     free(f->url);
@@ -706,7 +689,7 @@ int follower_ack(struct follower *f, uint64_t seq, const char *asset, uint64_t o
         r = -ENOENT;
         goto out;
     }
-    key = asset_key(f, asset);
+    key = asset_table_key(f->assets, asset);
     if (pending_find(f->pending, seq, &p_key, &p_offset) == 0 && p_key == key &&
         p_offset == offset) {
         r = tracker_ack(f->tracker, seq);
