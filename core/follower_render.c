@@ -1,0 +1,118 @@
+/* follower_render: an event rendered as the content of its file (follower_event_render). */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "base64.h"
+#include "follower_internal.h"
+
+static int set_str(json_t *o, const char *key, const char *s)
+{
+    return json_object_set_new(o, key, s ? json_string(s) : json_null());
+}
+
+/* The text being rendered, with a bound. */
+struct render_buf {
+    char *p;
+    size_t len, cap;
+    size_t max; /* the most bytes of text, the final newline included; 0: no bound */
+    const atomic_bool *stop;
+    int err; /* why the dump stopped: -EFBIG, -ECANCELED, -ENOMEM */
+};
+
+static int render_put(const char *buf, size_t size, void *userdata)
+{
+    struct render_buf *b = userdata;
+
+    if (b->stop && atomic_load_explicit(b->stop, memory_order_relaxed)) {
+        b->err = -ECANCELED;
+        return -1;
+    }
+    /* the final newline counts in max; room is kept for it and the NUL */
+    if (b->max && b->len + size >= b->max) {
+        b->err = -EFBIG;
+        return -1;
+    }
+    if (size > b->cap - b->len || b->cap - b->len - size < 2) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap - b->len < size + 2)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->err = -ENOMEM;
+            return -1;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, buf, size);
+    b->len += size;
+    return 0;
+}
+
+int follower_render(const struct follower_event *ev, size_t max, const atomic_bool *stop,
+                    char **ret, size_t *ret_len)
+{
+    struct render_buf b = {.max = max, .stop = stop};
+    json_t *o = json_object();
+    int r = 0;
+
+    if (!o)
+        return -ENOMEM;
+    r |= set_str(o, "asset", ev->asset);
+    r |= json_object_set_new(o, "offset", json_integer((json_int_t)ev->offset));
+    r |= set_str(o, "name", ev->name);
+    r |= json_object_set_new(o, "version", json_integer(ev->version));
+    r |= set_str(o, "source", ev->source);
+    r |= set_str(o, "time", ev->time);
+    r |= set_str(o, "systime", ev->systime);
+    if (ev->data_json) {
+        /* shared, not copied: a reference is taken and given back with o */
+        r |= json_object_set(o, "data", (json_t *)ev->data_json);
+    } else {
+        json_t *b64 = NULL;
+        if (ev->data_not_b64) {
+            b64 = json_stringn(ev->data_not_b64, ev->data_not_b64_len); /* shown as sent */
+        } else {
+            char *enc = NULL;
+            if (base64_encode(ev->data ? (const void *)ev->data : "", ev->data_len, &enc) == 0)
+                b64 = json_string(enc);
+            free(enc);
+        }
+        r |= json_object_set_new(o, "data_b64", b64);
+        r |= set_str(o, "error", ev->decode_error ? ev->decode_error : "cannot decode");
+    }
+    if (r != 0) {
+        json_decref(o);
+        return -ENOMEM;
+    }
+    b.err = -ENOMEM;
+    r = json_dump_callback(o, render_put, &b, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    b.max = 0; /* room for the newline was kept */
+    if (r == 0 && render_put("\n", 1, &b) == 0) {
+        b.p[b.len] = '\0';
+        char *fit = realloc(b.p, b.len + 1); /* the buffer grew by doubling */
+        if (fit)
+            b.p = fit;
+        *ret = b.p;
+        *ret_len = b.len;
+        return 0;
+    }
+    free(b.p);
+    return b.err;
+}
+
+char *follower_event_render(const struct follower_event *ev, size_t *ret_len)
+{
+    char *out = NULL;
+    size_t len = 0;
+
+    if (follower_render(ev, 0, NULL, &out, &len) < 0)
+        return NULL;
+    if (ret_len)
+        *ret_len = len;
+    return out;
+}
