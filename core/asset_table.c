@@ -43,7 +43,7 @@ struct asset_table *asset_table_new(void)
 
     if (!t)
         return NULL;
-    t->buckets = calloc(INITIAL_BUCKETS, sizeof(*t->buckets));
+    t->buckets = calloc(INITIAL_BUCKETS, sizeof(struct asset *));
     if (!t->buckets) {
         free(t);
         return NULL;
@@ -81,7 +81,7 @@ uint64_t asset_table_key(const struct asset_table *t, const char *asset)
 static void grow(struct asset_table *t)
 {
     size_t n = t->nbuckets * 2;
-    struct asset **b = calloc(n, sizeof(*b));
+    struct asset **b = calloc(n, sizeof(struct asset *));
 
     if (!b)
         return;
