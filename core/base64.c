@@ -1,5 +1,5 @@
 /* base64: strict RFC 4648 (standard alphabet, padded, canonical) encoder and decoder. */
-#include "base64.h"
+#include "twin/base64.h"
 
 #include <errno.h>
 #include <stdint.h>

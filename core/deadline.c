@@ -1,4 +1,4 @@
-#include "deadline.h"
+#include "twin/deadline.h"
 
 #define NS_PER_S 1000000000L
 

@@ -1,9 +1,9 @@
 /* dispatch: routes an event to the handler named like it (case-insensitive). */
-#include "dispatch.h"
+#include "twin/dispatch.h"
 
 #include <strings.h>
 
-#include "follower.h"
+#include "twin/follower.h"
 
 int dispatch_event(const struct dispatch_entry *table, size_t n, dispatch_fn unmatched,
                    void *userdata, const struct follower_event *ev)

@@ -1,4 +1,5 @@
-/* event_schema: AVRO binary -> JSON through avro-c, guarded by a validating walker.
+/* event_schema: AVRO binary -> JSON through avro-c, guarded by a validating walker (the JSON
+ * side is event_schema_json.c).
  *
  * avro-c trusts the lengths and indexes in the data: a string length prefix of 2^60 makes it
  * try to allocate 2^60 bytes, an array block count of 2^60 null items makes it loop, an enum
@@ -16,13 +17,14 @@
 #include "event_schema.h"
 
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <avro.h>
+
+#include "event_schema_json.h"
 
 #define MAX_DEPTH 64
 /* Array and map items that take no bytes (null, empty records) are capped at this many per
@@ -47,7 +49,7 @@ struct event_schema {
     pthread_mutex_t lock;
 };
 
-static avro_schema_t resolve(avro_schema_t s)
+avro_schema_t event_schema_resolve(avro_schema_t s)
 {
     while (s && avro_typeof(s) == AVRO_LINK)
         s = avro_schema_link_target(s);
@@ -138,7 +140,7 @@ static uint64_t expand_count(struct expand *e, avro_schema_t s, unsigned depth,
         e->too_deep = true;
         return UINT64_MAX;
     }
-    s = resolve(s);
+    s = event_schema_resolve(s);
     if (!s || avro_typeof(s) != AVRO_RECORD)
         return 1;
     struct expand_slot *seen = expand_find(e, s);
@@ -367,7 +369,7 @@ static int walk_value(struct walk *w, avro_schema_t s, unsigned depth)
     int64_t v = 0;
     int r;
 
-    s = resolve(s);
+    s = event_schema_resolve(s);
     if (!s)
         return walk_fail(w, "bad schema");
     if (depth > MAX_DEPTH)
@@ -413,7 +415,7 @@ static int walk_value(struct walk *w, avro_schema_t s, unsigned depth)
             return walk_fail(w, "union index out of range");
         /* a branch other than null is shown as {"<branch>": value} */
         avro_schema_t branch = avro_schema_union_branch(s, (int)v);
-        if (avro_typeof(resolve(branch)) != AVRO_NULL) {
+        if (avro_typeof(event_schema_resolve(branch)) != AVRO_NULL) {
             r = walk_count_line(w, depth + 1);
             if (r < 0)
                 return r;
@@ -441,275 +443,6 @@ static int walk_value(struct walk *w, avro_schema_t s, unsigned depth)
     }
 }
 
-/* ---- avro value -> JSON ---- */
-
-struct conv {
-    const char *err;
-    const atomic_bool *stop;
-    uint64_t values; /* converted so far: at most what the walker counted */
-    bool stopped;
-};
-
-static json_t *conv_fail(struct conv *c, const char *why)
-{
-    if (!c->err)
-        c->err = why;
-    return NULL;
-}
-
-/* Bytes as a string of code points 0-255 (AVRO's JSON encoding): bytes >= 0x80 take two
- * bytes of UTF-8. */
-static json_t *bytes_to_json(struct conv *c, const unsigned char *b, size_t n)
-{
-    char stackbuf[256];
-    char *out = stackbuf;
-    size_t o = 0;
-    json_t *j;
-
-    if (n == 0)
-        return json_string("");
-    if (n > (SIZE_MAX - 1) / 2)
-        return conv_fail(c, "out of memory");
-    if (n * 2 > sizeof(stackbuf)) {
-        out = malloc(n * 2);
-        if (!out)
-            return conv_fail(c, "out of memory");
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (b[i] < 0x80) {
-            out[o++] = (char)b[i];
-        } else {
-            out[o++] = (char)(0xc0 | (b[i] >> 6));
-            out[o++] = (char)(0x80 | (b[i] & 0x3f));
-        }
-    }
-    j = json_stringn(out, o);
-    if (out != stackbuf)
-        free(out);
-    return j ? j : conv_fail(c, "out of memory");
-}
-
-/* JSON has no NaN or infinity: they become the strings "NaN", "Infinity", "-Infinity", as
- * Jackson-based AVRO tools write them. */
-static json_t *real_to_json(struct conv *c, double d)
-{
-    json_t *j;
-
-    if (isnan(d))
-        j = json_string("NaN");
-    else if (isinf(d))
-        j = json_string(d > 0 ? "Infinity" : "-Infinity");
-    else
-        j = json_real(d);
-    return j ? j : conv_fail(c, "out of memory");
-}
-
-/* The name a union branch goes by in JSON: the full name of a named type, else the type. */
-static const char *branch_name(avro_schema_t s, char *buf, size_t size)
-{
-    s = resolve(s);
-    switch (avro_typeof(s)) {
-    case AVRO_STRING:
-        return "string";
-    case AVRO_BYTES:
-        return "bytes";
-    case AVRO_INT32:
-        return "int";
-    case AVRO_INT64:
-        return "long";
-    case AVRO_FLOAT:
-        return "float";
-    case AVRO_DOUBLE:
-        return "double";
-    case AVRO_BOOLEAN:
-        return "boolean";
-    case AVRO_NULL:
-        return "null";
-    case AVRO_ARRAY:
-        return "array";
-    case AVRO_MAP:
-        return "map";
-    case AVRO_RECORD:
-    case AVRO_ENUM:
-    case AVRO_FIXED: {
-        const char *ns = avro_schema_namespace(s);
-        const char *name = avro_schema_name(s);
-        if (!name)
-            return "?";
-        if (!ns || !*ns)
-            return name;
-        snprintf(buf, size, "%s.%s", ns, name);
-        return buf;
-    }
-    default:
-        return "?";
-    }
-}
-
-static json_t *to_json(struct conv *c, avro_value_t *v, unsigned depth)
-{
-    json_t *j = NULL;
-
-    if (depth > MAX_DEPTH + 1)
-        return conv_fail(c, "nested too deeply");
-    if ((++c->values & 1023) == 0 && c->stop &&
-        atomic_load_explicit(c->stop, memory_order_relaxed)) {
-        c->stopped = true;
-        return conv_fail(c, "decoding stopped");
-    }
-    switch (avro_value_get_type(v)) {
-    case AVRO_NULL:
-        j = json_null();
-        break;
-    case AVRO_BOOLEAN: {
-        int b = 0;
-        if (avro_value_get_boolean(v, &b))
-            return conv_fail(c, "bad boolean");
-        j = json_boolean(b);
-        break;
-    }
-    case AVRO_INT32: {
-        int32_t i = 0;
-        if (avro_value_get_int(v, &i))
-            return conv_fail(c, "bad int");
-        j = json_integer(i);
-        break;
-    }
-    case AVRO_INT64: {
-        int64_t l = 0;
-        if (avro_value_get_long(v, &l))
-            return conv_fail(c, "bad long");
-        j = json_integer(l);
-        break;
-    }
-    case AVRO_FLOAT: {
-        float f = 0;
-        if (avro_value_get_float(v, &f))
-            return conv_fail(c, "bad float");
-        return real_to_json(c, f);
-    }
-    case AVRO_DOUBLE: {
-        double d = 0;
-        if (avro_value_get_double(v, &d))
-            return conv_fail(c, "bad double");
-        return real_to_json(c, d);
-    }
-    case AVRO_STRING: {
-        const char *s = NULL;
-        size_t size = 0;
-        if (avro_value_get_string(v, &s, &size) || !s)
-            return conv_fail(c, "bad string");
-        /* size counts avro-c's terminating NUL */
-        j = json_stringn(s, size > 0 ? size - 1 : 0);
-        if (!j)
-            return conv_fail(c, "string is not valid UTF-8");
-        return j;
-    }
-    case AVRO_BYTES: {
-        const void *b = NULL;
-        size_t size = 0;
-        if (avro_value_get_bytes(v, &b, &size))
-            return conv_fail(c, "bad bytes");
-        return bytes_to_json(c, b, size);
-    }
-    case AVRO_FIXED: {
-        const void *b = NULL;
-        size_t size = 0;
-        if (avro_value_get_fixed(v, &b, &size))
-            return conv_fail(c, "bad fixed");
-        return bytes_to_json(c, b, size);
-    }
-    case AVRO_ENUM: {
-        int idx = 0;
-        const char *sym;
-        if (avro_value_get_enum(v, &idx))
-            return conv_fail(c, "bad enum");
-        sym = avro_schema_enum_get(resolve(avro_value_get_schema(v)), idx);
-        if (!sym)
-            return conv_fail(c, "enum index out of range");
-        j = json_string(sym);
-        break;
-    }
-    case AVRO_UNION: {
-        int disc = -1;
-        avro_value_t branch;
-        char namebuf[512];
-        json_t *inner;
-        avro_schema_t bs;
-        if (avro_value_get_discriminant(v, &disc) || avro_value_get_current_branch(v, &branch))
-            return conv_fail(c, "bad union");
-        bs = resolve(avro_schema_union_branch(resolve(avro_value_get_schema(v)), disc));
-        if (!bs)
-            return conv_fail(c, "bad union");
-        if (avro_typeof(bs) == AVRO_NULL)
-            return json_null();
-        inner = to_json(c, &branch, depth + 1);
-        if (!inner)
-            return NULL;
-        j = json_object();
-        if (!j || json_object_set_new(j, branch_name(bs, namebuf, sizeof(namebuf)), inner)) {
-            json_decref(j);
-            return conv_fail(c, "out of memory");
-        }
-        return j;
-    }
-    case AVRO_RECORD:
-    case AVRO_MAP: {
-        size_t n = 0;
-        if (avro_value_get_size(v, &n))
-            return conv_fail(c, "bad record or map");
-        j = json_object();
-        if (!j)
-            return conv_fail(c, "out of memory");
-        for (size_t i = 0; i < n; i++) {
-            avro_value_t child;
-            const char *name = NULL;
-            json_t *cj;
-            if (avro_value_get_by_index(v, i, &child, &name) || !name) {
-                json_decref(j);
-                return conv_fail(c, "bad record or map");
-            }
-            cj = to_json(c, &child, depth + 1);
-            if (!cj) {
-                json_decref(j);
-                return NULL;
-            }
-            /* json_object_set_new checks that a map key is UTF-8 (field names are ASCII) */
-            if (json_object_set_new(j, name, cj)) {
-                json_decref(j);
-                return conv_fail(c, "map key is not valid UTF-8");
-            }
-        }
-        return j;
-    }
-    case AVRO_ARRAY: {
-        size_t n = 0;
-        if (avro_value_get_size(v, &n))
-            return conv_fail(c, "bad array");
-        j = json_array();
-        if (!j)
-            return conv_fail(c, "out of memory");
-        for (size_t i = 0; i < n; i++) {
-            avro_value_t child;
-            json_t *cj;
-            if (avro_value_get_by_index(v, i, &child, NULL)) {
-                json_decref(j);
-                return conv_fail(c, "bad array");
-            }
-            cj = to_json(c, &child, depth + 1);
-            if (!cj || json_array_append_new(j, cj)) {
-                json_decref(j);
-                return cj ? conv_fail(c, "out of memory") : NULL;
-            }
-        }
-        return j;
-    }
-    default:
-        return conv_fail(c, "unsupported AVRO type");
-    }
-    return j ? j : conv_fail(c, "out of memory");
-}
-
 int event_schema_decode_limited(const struct event_schema *s, const void *data, size_t len,
                                 const struct event_schema_limits *limits, json_t **ret_json,
                                 const char **ret_err)
@@ -717,7 +450,8 @@ int event_schema_decode_limited(const struct event_schema *s, const void *data, 
     /* decode serializes on the schema's mutex, the one mutable part of a const schema */
     struct event_schema *ms = (struct event_schema *)s;
     struct walk w = {.p = data, .left = len, .max_values = EVENT_SCHEMA_MAX_VALUES};
-    struct conv c = {0};
+    const char *conv_err = NULL;
+    bool stopped = false;
     avro_reader_t reader;
     avro_value_t value;
     json_t *j = NULL;
@@ -731,7 +465,6 @@ int event_schema_decode_limited(const struct event_schema *s, const void *data, 
             w.max_values = limits->max_values;
         w.max_json_bytes = limits->max_json_bytes;
         w.stop = limits->stop;
-        c.stop = limits->stop;
     }
     if (s->refusal) {
         if (ret_err)
@@ -764,14 +497,14 @@ int event_schema_decode_limited(const struct event_schema *s, const void *data, 
     }
     reader = avro_reader_memory(len ? data : "", (int64_t)len);
     if (!reader) {
-        c.err = "out of memory";
+        conv_err = "out of memory";
     } else if (avro_value_read(reader, &value) != 0) {
-        c.err = "AVRO data does not match the schema";
+        conv_err = "AVRO data does not match the schema";
     } else if (avro_read(reader, &probe, 1) == 0) {
         /* avro_reader_is_eof only works for file readers: probe for one more byte */
-        c.err = "trailing bytes after the value";
+        conv_err = "trailing bytes after the value";
     } else {
-        j = to_json(&c, &value, 0);
+        j = event_schema_value_to_json(&value, MAX_DEPTH + 1, w.stop, &conv_err, &stopped);
     }
     if (reader)
         avro_reader_free(reader);
@@ -780,8 +513,8 @@ int event_schema_decode_limited(const struct event_schema *s, const void *data, 
 
     if (!j) {
         if (ret_err)
-            *ret_err = c.err ? c.err : "decode failed";
-        return c.stopped ? -ECANCELED : -EBADMSG;
+            *ret_err = conv_err ? conv_err : "decode failed";
+        return stopped ? -ECANCELED : -EBADMSG;
     }
     *ret_json = j;
     return 0;

@@ -1,57 +1,25 @@
-/* follower: the glue of snapshot, stream, pending window, tracker, schema cache and T2.
- *
- * One mutex guards the tracker, the pending window, the asset table and the status. User
- * callbacks are called without it held, so they may call follower_ack. The stream thread
- * blocks in on_record while the window is full: that stops curl reading the socket, which is
- * the TCP back-pressure that bounds memory. */
-#include "follower.h"
+/* follower: the life cycle (new, start with the snapshot, stop, free), acks, T2 requests and
+ * status; follower_internal.h says how the work is split and locked. */
+#include "twin/follower.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "base64.h"
-#include "deadline.h"
-#include "event_schema.h"
+#include "asset_table.h"
+#include "follower_internal.h"
 #include "pending.h"
 #include "record.h"
 #include "schema_cache.h"
 #include "stream.h"
-#include "t2_stream.h"
 #include "tracker.h"
+#include "twin/defaults.h"
+#include "twin/t2_stream.h"
 #include "twin_client.h"
-
-struct follower {
-    struct follower_config cfg; /* strings below are our copies */
-    char *url, *token, *ca_file, *tracker_path, *schema_dir;
-    struct follower_callbacks cb;
-
-    struct twin_client *client;
-    struct schema_cache *schemas;
-    struct tracker *tracker;
-    struct stream *stream;
-
-    pthread_mutex_t lock;
-    pthread_cond_t window; /* signalled on ack, asset deletion and stop */
-    bool started, stopping, stopped;
-    atomic_bool cancel; /* set by follower_stop: a decode or render under way gives up */
-    bool head_behind;   /* the twin's head was last seen below last_seq */
-    struct pending *pending;
-    json_t *assets;      /* id -> integer key of the live assets */
-    json_t *last_offset; /* id -> offset of the last event delivered (offsets only grow) */
-    /* "name/version" -> until when (monotonic s) a schema whose fetch failed even when tried
-     * again is fetched once per event, not retried. Stream thread only. */
-    json_t *schema_retry_off;
-    uint64_t next_key; /* keys are never reused, so a re-created asset's acks stay apart */
-    uint64_t snapshot_head;
-    struct follower_status st;
-};
 
 const char *follower_link_name(enum follower_link l)
 {
@@ -71,11 +39,7 @@ const char *follower_url(const struct follower *f)
     return f->url;
 }
 
-static void notice(struct follower *f, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Records the message as last_error and passes it on. Called without the lock held. */
-static void notice(struct follower *f, int err, const char *fmt, ...)
+void follower_notice(struct follower *f, int err, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -100,6 +64,11 @@ static int dup_opt(const char *s, char **ret)
         return 0;
     *ret = strdup(s);
     return *ret ? 0 : -ENOMEM;
+}
+
+int follower_check_tracker(const char *tracker_path, char *why, size_t why_size)
+{
+    return tracker_check(tracker_path, why, why_size);
 }
 
 int follower_new(const struct follower_config *cfg, const struct follower_callbacks *cb,
@@ -131,32 +100,32 @@ int follower_new(const struct follower_config *cfg, const struct follower_callba
     f->cfg.tracker_path = f->tracker_path;
     f->cfg.schema_dir = f->schema_dir;
     if (f->cfg.t2_timeout_s <= 0)
-        f->cfg.t2_timeout_s = 10;
+        f->cfg.t2_timeout_s = TWIN_DEFAULT_T2_TIMEOUT_S;
     if (f->cfg.max_pending == 0)
-        f->cfg.max_pending = 10000;
+        f->cfg.max_pending = TWIN_DEFAULT_MAX_PENDING;
     if (f->cfg.max_pending_bytes == 0)
-        f->cfg.max_pending_bytes = (uint64_t)256 * 1024 * 1024;
+        f->cfg.max_pending_bytes = TWIN_DEFAULT_MAX_PENDING_BYTES;
     if (f->cfg.heartbeat_timeout_s <= 0)
-        f->cfg.heartbeat_timeout_s = 15;
+        f->cfg.heartbeat_timeout_s = TWIN_DEFAULT_HEARTBEAT_TIMEOUT_S;
     if (f->cfg.reconnect_max_s <= 0)
-        f->cfg.reconnect_max_s = 5;
+        f->cfg.reconnect_max_s = TWIN_DEFAULT_RECONNECT_MAX_S;
     if (f->cfg.max_record_bytes == 0)
-        f->cfg.max_record_bytes = (size_t)16 * 1024 * 1024;
+        f->cfg.max_record_bytes = TWIN_DEFAULT_MAX_RECORD_BYTES;
     if (f->cfg.max_event_bytes == 0)
-        f->cfg.max_event_bytes = (size_t)64 * 1024 * 1024;
+        f->cfg.max_event_bytes = TWIN_DEFAULT_MAX_EVENT_BYTES;
 
-    struct twin_client_config tc = {
-        .url = f->url, .token = f->token, .ca_file = f->ca_file, .timeout_ms = 10000};
+    struct twin_client_config tc = {.url = f->url,
+                                    .token = f->token,
+                                    .ca_file = f->ca_file,
+                                    .timeout_ms = TWIN_DEFAULT_CALL_TIMEOUT_MS};
     r = twin_client_new(&tc, &f->client);
     if (r < 0)
         goto fail;
     r = schema_cache_new(f->schema_dir, twin_client_schema_fetch, f->client, &f->schemas);
     if (r < 0)
         goto fail;
-    f->assets = json_object();
-    f->last_offset = json_object();
-    f->schema_retry_off = json_object();
-    if (!f->assets || !f->last_offset || !f->schema_retry_off) {
+    f->assets = asset_table_new();
+    if (!f->assets) {
         r = -ENOMEM;
         goto fail;
     }
@@ -165,7 +134,6 @@ int follower_new(const struct follower_config *cfg, const struct follower_callba
         goto fail;
     f->st.link = FOLLOWER_LINK_CONNECTING;
     f->st.watermark = tracker_watermark(f->tracker);
-    f->next_key = 1;
     *ret = f;
     return 0;
 
@@ -174,417 +142,34 @@ fail:
     return r;
 }
 
-/* The key of a live asset, or 0. Lock held. */
-static uint64_t asset_key(struct follower *f, const char *asset)
+/* Adds the snapshot's assets to the table; created gets the ids that were new. Lock held. */
+static void add_snapshot_assets(struct follower *f, const json_t *list, json_t *created)
 {
-    json_t *v = json_object_get(f->assets, asset);
-    return v ? (uint64_t)json_integer_value(v) : 0;
-}
+    size_t i;
+    json_t *a;
 
-/* Adds asset; returns true if it was new. Lock held. */
-static bool asset_add(struct follower *f, const char *asset)
-{
-    if (asset_key(f, asset))
-        return false;
-    json_object_set_new(f->assets, asset, json_integer((json_int_t)f->next_key++));
-    return true;
-}
-
-/* Moves the tracker's watermark up to the window's. Lock held. */
-static void advance_watermark(struct follower *f)
-{
-    uint64_t w = pending_watermark(f->pending);
-    if (w > f->st.watermark) {
-        tracker_advance(f->tracker, w);
-        f->st.watermark = tracker_watermark(f->tracker);
+    json_array_foreach(list, i, a)
+    {
+        const char *id = json_string_value(json_object_get(a, "id"));
+        if (!id || !record_name_is_safe(id))
+            continue; /* an id that cannot be a directory name; the stream would refuse it */
+        if (asset_table_add(f->assets, id) > 0)
+            json_array_append_new(created, json_string(id));
     }
 }
 
-static void on_link(void *userdata, bool up)
+/* The seq the stream resumes after: the tracker's watermark, or, for a new tracker that starts
+ * now, the snapshot's head (the backlog is handled by decision). Lock held. */
+static uint64_t resume_after(struct follower *f, uint64_t head)
 {
-    struct follower *f = userdata;
-    pthread_mutex_lock(&f->lock);
-    enum follower_link old = f->st.link;
-    f->st.link = up ? FOLLOWER_LINK_UP : FOLLOWER_LINK_DOWN;
-    if (up && old != FOLLOWER_LINK_CONNECTING)
-        f->st.reconnects++;
-    pthread_mutex_unlock(&f->lock);
-    if (f->cb.on_event_internal)
-        f->cb.on_event_internal(f->cb.userdata,
-                                up ? FOLLOWER_INTERNAL_LINK_UP : FOLLOWER_INTERNAL_LINK_DOWN);
-}
+    uint64_t after = tracker_watermark(f->tracker);
 
-static void on_stream_notice(void *userdata, int err, const char *message)
-{
-    notice(userdata, err, "%s", message);
-}
-
-static void on_bad_record(void *userdata, uint64_t seq, const char *reason)
-{
-    struct follower *f = userdata;
-    /* The seq of a refused record is not trusted, so it moves neither the window nor the
-     * watermark: a bad line claiming a seq far ahead would otherwise hide every record
-     * below it, on disk too. The next good record moves them past it. */
-    pthread_mutex_lock(&f->lock);
-    f->st.bad_records++;
-    pthread_mutex_unlock(&f->lock);
-    if (seq > 0)
-        notice(f, -EBADMSG, "stream: bad record seq %" PRIu64 " skipped: %s", seq, reason);
-    else
-        notice(f, -EBADMSG, "stream: bad record skipped: %s", reason);
-}
-
-/* A record that needs no ack. Lock held. */
-static void handled(struct follower *f, uint64_t seq)
-{
-    pending_advance(f->pending, seq);
-    advance_watermark(f);
-    /* Above an event still waiting for its ack, this seq would split the acks around it. */
-    if (seq > f->st.watermark)
-        (void)tracker_note_handled(f->tracker, seq);
-    f->st.last_seq = seq;
-}
-
-static int on_asset_record(struct follower *f, const struct record *rec)
-{
-    bool call = false, recreated = false;
-    pthread_mutex_lock(&f->lock);
-    if (rec->seq <= pending_last_seq(f->pending)) {
-        pthread_mutex_unlock(&f->lock);
-        return 0;
+    if (f->cfg.start == FOLLOWER_START_NOW && after == 0 && tracker_acked_above(f->tracker) == 0 &&
+        head > 0) {
+        tracker_advance(f->tracker, head);
+        after = head;
     }
-    if (rec->kind == RECORD_ASSET_CREATED) {
-        /* Replayed records up to the snapshot's head describe the past: an asset missing from
-         * the snapshot was deleted by then, so its creation is not news. */
-        if (rec->seq > f->snapshot_head || asset_key(f, rec->asset))
-            call = asset_add(f, rec->asset);
-    } else {
-        uint64_t key = asset_key(f, rec->asset);
-        if (key) {
-            f->st.pending -= pending_drop_asset(f->pending, key);
-            f->st.pending_bytes = pending_bytes(f->pending);
-            pthread_cond_broadcast(&f->window);
-            call = true;
-            if (rec->seq <= f->snapshot_head) {
-                /* The snapshot lists the asset, so it was re-created after this deletion:
-                 * the old incarnation's events go, the asset stays under a new key (acks of
-                 * old events become no-ops) and is announced again. Dropping it instead
-                 * would discard every event of the new incarnation for good. */
-                json_object_set_new(f->assets, rec->asset, json_integer((json_int_t)f->next_key++));
-                recreated = true;
-            } else {
-                json_object_del(f->assets, rec->asset);
-                json_object_del(f->last_offset, rec->asset);
-            }
-        }
-    }
-    handled(f, rec->seq);
-    pthread_mutex_unlock(&f->lock);
-    if (call && rec->kind == RECORD_ASSET_CREATED && f->cb.on_asset_created)
-        f->cb.on_asset_created(f->cb.userdata, rec->asset);
-    if (call && rec->kind == RECORD_ASSET_DELETED && f->cb.on_asset_deleted)
-        f->cb.on_asset_deleted(f->cb.userdata, rec->asset);
-    if (recreated && f->cb.on_asset_created)
-        f->cb.on_asset_created(f->cb.userdata, rec->asset);
-    return 0;
-}
-
-/* Waits ms milliseconds unless the follower stops first; true if it is stopping. */
-static bool wait_unless_stopping(struct follower *f, int ms)
-{
-    struct timespec ts = deadline_after_ms(ms);
-    pthread_mutex_lock(&f->lock);
-    while (!f->stopping && pthread_cond_timedwait(&f->window, &f->lock, &ts) != ETIMEDOUT)
-        ;
-    bool stopping = f->stopping;
-    pthread_mutex_unlock(&f->lock);
-    return stopping;
-}
-
-/* How long a schema whose fetch failed even when tried again is not retried. */
-#define SCHEMA_RETRY_OFF_S 30.0
-
-/* The event's schema, given back with schema_cache_put. A fetch that failed quickly for another
- * reason than "no such schema", "not a schema" or "too large" (a 503, the twin restarting) is
- * tried again after 0.1, 0.4, 1 and 2 s: a blip would otherwise deliver the event without its
- * data for good (data_b64 and an error). Not a timeout (trying again would multiply a wait that
- * was long already), and not for 30 s after the same schema failed all its tries: a schema
- * store that stays broken must not stall the stream for seconds per event. */
-static int get_schema(struct follower *f, const char *name, int version,
-                      const struct event_schema **ret)
-{
-    static const int retry_ms[] = {100, 400, 1000, 2000};
-    int r = schema_cache_get(f->schemas, name, version, ret);
-    if (r == 0 || r == -ENOENT || r == -EINVAL || r == -EFBIG || r == -ETIMEDOUT)
-        return r;
-    char key[RECORD_MAX_NAME + 16];
-    snprintf(key, sizeof(key), "%s/%d", name, version);
-    double now = monotonic_now_s();
-    if (json_real_value(json_object_get(f->schema_retry_off, key)) > now)
-        return r;
-    for (size_t i = 0; i < sizeof(retry_ms) / sizeof(retry_ms[0]); i++) {
-        if (wait_unless_stopping(f, retry_ms[i]))
-            return r;
-        r = schema_cache_get(f->schemas, name, version, ret);
-        if (r == 0 || r == -ENOENT || r == -EINVAL || r == -EFBIG || r == -ETIMEDOUT)
-            break;
-    }
-    if (r == 0) {
-        json_object_del(f->schema_retry_off, key);
-    } else {
-        if (json_object_size(f->schema_retry_off) >= 1024)
-            json_object_clear(f->schema_retry_off); /* a twin failing every name: stay bounded */
-        json_object_set_new(f->schema_retry_off, key,
-                            json_real(monotonic_now_s() + SCHEMA_RETRY_OFF_S));
-    }
-    return r;
-}
-
-/* No room in the window for one more event of this size. Lock held. An event larger than the
- * whole byte budget still goes once the window is empty, or it would never go. */
-static bool window_full(struct follower *f, uint64_t bytes)
-{
-    size_t n = pending_count(f->pending);
-    return n >= f->cfg.max_pending ||
-           (n > 0 && pending_bytes(f->pending) + bytes > f->cfg.max_pending_bytes);
-}
-
-/* Renders ev through the render_event callback (follower.h). */
-static int render(struct follower *f, const struct follower_event *ev, size_t max, char **ret,
-                  size_t *ret_len)
-{
-    return f->cb.render_event(ev, max, &f->cancel, ret, ret_len);
-}
-
-/* An event's data decoded and rendered, before it enters the window. */
-struct prepared {
-    int err;         /* 0, or why data did not decode (negative errno) */
-    const char *why; /* NULL, or the reason shown in the event's error */
-    char why_buf[128];
-    json_t *data;  /* NULL, or the decoded data (within the event_schema budget) */
-    char *content; /* the rendered event, NULL when out of memory */
-    size_t content_len;
-};
-
-static void prepared_done(struct prepared *p)
-{
-    json_decref(p->data);
-    free(p->content);
-}
-
-static struct follower_event event_of(const struct record *rec, const json_t *data, const char *why)
-{
-    return (struct follower_event){
-        .seq = rec->seq,
-        .asset = rec->asset,
-        .offset = rec->offset,
-        .name = rec->name,
-        .version = rec->version,
-        .source = rec->source,
-        .time = rec->time,
-        .systime = rec->systime,
-        .data = rec->data,
-        .data_len = rec->data_len,
-        .data_not_b64 = rec->data_not_b64,
-        .data_not_b64_len = rec->data_not_b64_len,
-        .data_json = data,
-        .decode_error = data ? NULL : why,
-    };
-}
-
-/* Decodes and renders rec's event, each within its bounds; an event over one is rendered
- * with data_b64 and the reason. Called without the lock (a schema fetch may take a while).
- * Returns 0, or -ESHUTDOWN when stopped; *p is to be prepared_done either way. */
-static int prepare_event(struct follower *f, const struct record *rec, struct prepared *p)
-{
-    const struct event_schema *schema = NULL;
-    const struct event_schema_limits lim = {.max_json_bytes = f->cfg.max_event_bytes,
-                                            .stop = &f->cancel};
-    int r;
-
-    if (rec->data_not_b64) {
-        r = -EBADMSG;
-        p->why = "data is not valid base64";
-    } else if ((r = get_schema(f, rec->name, rec->version, &schema)) == 0) {
-        r = event_schema_decode_limited(schema, rec->data, rec->data_len, &lim, &p->data, &p->why);
-        schema_cache_put(f->schemas, schema);
-        if (r < 0 && !p->why)
-            p->why = "bad data";
-    } else if (r == -ENOENT) {
-        p->why = "unknown schema";
-    } else if (r == -EINVAL) {
-        p->why = "bad schema";
-    } else if (r == -EFBIG) {
-        p->why = "schema too large";
-    } else {
-        snprintf(p->why_buf, sizeof(p->why_buf), "schema fetch failed: %s", strerror(-r));
-        p->why = p->why_buf;
-    }
-    if (r == -ECANCELED)
-        return -ESHUTDOWN;
-    if (!f->cb.render_event) {
-        p->err = r;
-        return 0;
-    }
-    if (p->data) {
-        struct follower_event ev = event_of(rec, p->data, NULL);
-        r = render(f, &ev, f->cfg.max_event_bytes, &p->content, &p->content_len);
-        if (r == -ECANCELED)
-            return -ESHUTDOWN;
-        if (r < 0) {
-            json_decref(p->data);
-            p->data = NULL;
-            p->why = r == -EFBIG ? "data renders to more JSON than one event file may hold"
-                                 : "out of memory";
-        }
-    }
-    p->err = r;
-    if (!p->content) {
-        /* data_b64 is about as long as the record's line: no bound needed */
-        struct follower_event ev = event_of(rec, NULL, p->why);
-        if (render(f, &ev, 0, &p->content, &p->content_len) == -ECANCELED)
-            return -ESHUTDOWN;
-    }
-    return 0;
-}
-
-static int on_event_record(struct follower *f, const struct record *rec)
-{
-    struct prepared prep = {0};
-
-    pthread_mutex_lock(&f->lock);
-    if (rec->seq <= pending_last_seq(f->pending)) {
-        /* Seen already (the stream drops replays; this guards the window's order). */
-        pthread_mutex_unlock(&f->lock);
-        return 0;
-    }
-    uint64_t key = asset_key(f, rec->asset);
-    if (!key || tracker_is_acked(f->tracker, rec->seq)) {
-        handled(f, rec->seq);
-        pthread_mutex_unlock(&f->lock);
-        return 0;
-    }
-    pthread_mutex_unlock(&f->lock);
-
-    int r = prepare_event(f, rec, &prep);
-    if (r < 0) {
-        prepared_done(&prep);
-        return r;
-    }
-    /* The window counts the larger of what the event cost as sent (its line) and what it
-     * costs once shown (its file): data can render 100 times larger than its line. */
-    uint64_t bytes = rec->wire_len;
-    if (prep.content && prep.content_len > bytes)
-        bytes = prep.content_len;
-
-    pthread_mutex_lock(&f->lock);
-    /* Flow control: wait for room (the asset may go meanwhile, dropping its events). */
-    while (!f->stopping && window_full(f, bytes))
-        pthread_cond_wait(&f->window, &f->lock);
-    if (f->stopping) {
-        pthread_mutex_unlock(&f->lock);
-        prepared_done(&prep);
-        return -ESHUTDOWN;
-    }
-    key = asset_key(f, rec->asset);
-    if (!key) {
-        handled(f, rec->seq);
-        pthread_mutex_unlock(&f->lock);
-        prepared_done(&prep);
-        return 0;
-    }
-    /* An asset's offsets only grow. A repeated one would name the file of an event already
-     * shown, so the file system could not show it and no one could ever ack it: it would
-     * hold a slot of the window (and the watermark) for good. */
-    json_t *last = json_object_get(f->last_offset, rec->asset);
-    if (last && rec->offset <= (uint64_t)json_integer_value(last)) {
-        uint64_t prev = (uint64_t)json_integer_value(last);
-        handled(f, rec->seq);
-        f->st.bad_records++;
-        pthread_mutex_unlock(&f->lock);
-        prepared_done(&prep);
-        notice(f, -EBADMSG,
-               "stream: bad record seq %" PRIu64 " skipped: offset %" PRIu64
-               " of %s is not above %" PRIu64 ", the last one delivered",
-               rec->seq, rec->offset, rec->asset, prev);
-        return 0;
-    }
-    r = pending_add(f->pending, rec->seq, key, rec->offset, bytes);
-    if (r < 0) {
-        pthread_mutex_unlock(&f->lock);
-        prepared_done(&prep);
-        return r;
-    }
-    /* Offsets fit json_int_t: record_parse takes them from JSON integers. */
-    json_object_set_new(f->last_offset, rec->asset, json_integer((json_int_t)rec->offset));
-    f->st.pending = pending_count(f->pending);
-    f->st.pending_bytes = pending_bytes(f->pending);
-    f->st.last_seq = rec->seq;
-    f->st.delivered++;
-    if (prep.err < 0)
-        f->st.decode_errors++;
-    pthread_mutex_unlock(&f->lock);
-
-    if (prep.err < 0)
-        notice(f, prep.err,
-               "event seq %" PRIu64 " (%s offset %" PRIu64 " %s v%d): cannot decode: %s", rec->seq,
-               rec->asset, rec->offset, rec->name, rec->version, prep.why);
-    struct follower_event ev = event_of(rec, prep.data, prep.why);
-    ev.content = prep.content;
-    ev.content_len = prep.content_len;
-    if (f->cb.on_event)
-        f->cb.on_event(f->cb.userdata, &ev);
-    prepared_done(&prep);
-    return 0;
-}
-
-/* A twin whose log ends before what was delivered was reset or restored while we followed it:
- * the stream sends nothing until its log passes that seq again, and what it logs up to there
- * is never seen. Nothing here can get it back; say so once per incident (log and status). */
-static void check_head(struct follower *f, uint64_t head)
-{
-    pthread_mutex_lock(&f->lock);
-    uint64_t last = f->st.last_seq;
-    bool report = head < last && !f->head_behind;
-    f->head_behind = head < last;
-    pthread_mutex_unlock(&f->lock);
-    if (report)
-        notice(f, -ESTALE,
-               "the twin's log now ends at seq %" PRIu64 ", before seq %" PRIu64
-               " already followed: the twin was reset or restored; what it logs up to seq %" PRIu64
-               " will not be seen (remount with a new tracker to follow it from its start)",
-               head, last, last);
-}
-
-static int on_record(void *userdata, const struct record *rec)
-{
-    struct follower *f = userdata;
-    bool first_caught_up = false;
-
-    switch (rec->kind) {
-    case RECORD_ASSET_CREATED:
-    case RECORD_ASSET_DELETED:
-        return on_asset_record(f, rec);
-    case RECORD_EVENT:
-        return on_event_record(f, rec);
-    case RECORD_CAUGHT_UP:
-        pthread_mutex_lock(&f->lock);
-        f->st.head = rec->head;
-        first_caught_up = !f->st.replay_done;
-        f->st.replay_done = true;
-        pthread_mutex_unlock(&f->lock);
-        check_head(f, rec->head);
-        if (first_caught_up && f->cb.on_event_internal)
-            f->cb.on_event_internal(f->cb.userdata, FOLLOWER_INTERNAL_EOF_REPLAY);
-        return 0;
-    case RECORD_HEARTBEAT:
-        pthread_mutex_lock(&f->lock);
-        f->st.head = rec->head;
-        pthread_mutex_unlock(&f->lock);
-        check_head(f, rec->head);
-        return 0;
-    }
-    return 0;
+    return after;
 }
 
 int follower_start(struct follower *f)
@@ -604,8 +189,9 @@ int follower_start(struct follower *f)
     if (head > RECORD_MAX_SEQ) {
         /* No log reaches it; as a new tracker's starting point it would hide the twin's log. */
         json_decref(snap);
-        notice(f, -EPROTO,
-               "the twin's snapshot names head %" PRIu64 ", beyond the protocol's 2^53 - 1", head);
+        follower_notice(
+            f, -EPROTO,
+            "the twin's snapshot names head %" PRIu64 ", beyond the protocol's 2^53 - 1", head);
         return -EPROTO;
     }
 
@@ -618,32 +204,20 @@ int follower_start(struct follower *f)
     pthread_mutex_lock(&f->lock);
     f->snapshot_head = head;
     f->st.head = head;
-    json_array_foreach(list, i, a)
-    {
-        const char *id = json_string_value(json_object_get(a, "id"));
-        if (!id || !record_name_is_safe(id))
-            continue; /* an id that cannot be a directory name; the stream would refuse it */
-        if (asset_add(f, id))
-            json_array_append_new(created, json_string(id));
-    }
-    uint64_t after = tracker_watermark(f->tracker);
-    if (f->cfg.start == FOLLOWER_START_NOW && after == 0 && tracker_acked_above(f->tracker) == 0 &&
-        head > 0) {
-        /* A new tracker starting now: the backlog is handled by decision. */
-        tracker_advance(f->tracker, head);
-        after = head;
-    }
+    add_snapshot_assets(f, list, created);
+    uint64_t after = resume_after(f, head);
     if (head < after) {
         /* Resuming after a seq the twin never reached would skip every record it sends up to
          * there: the twin was reset or restored, or the tracker belongs to another twin. */
         pthread_mutex_unlock(&f->lock);
         json_decref(snap);
         json_decref(created);
-        notice(f, -ESTALE,
-               "the twin's log ends at seq %" PRIu64 ", before seq %" PRIu64
-               " that this tracker has handled: the twin was reset or restored, or the tracker "
-               "belongs to another twin; not following it, so nothing is skipped",
-               head, after);
+        follower_notice(
+            f, -ESTALE,
+            "the twin's log ends at seq %" PRIu64 ", before seq %" PRIu64
+            " that this tracker has handled: the twin was reset or restored, or the tracker "
+            "belongs to another twin; not following it, so nothing is skipped",
+            head, after);
         return -ESTALE;
     }
     f->pending = pending_new(after);
@@ -663,22 +237,7 @@ int follower_start(struct follower *f)
     }
     json_decref(created);
 
-    struct stream_config sc = {
-        .client = f->client,
-        .after = after,
-        .head = head,
-        .heartbeat_timeout_s = f->cfg.heartbeat_timeout_s,
-        .reconnect_max_s = f->cfg.reconnect_max_s,
-        .max_line = f->cfg.max_record_bytes,
-    };
-    struct stream_callbacks scb = {
-        .on_record = on_record,
-        .on_bad_record = on_bad_record,
-        .on_link = on_link,
-        .on_notice = on_stream_notice,
-        .userdata = f,
-    };
-    r = stream_start(&sc, &scb, &f->stream);
+    r = follower_stream_start(f, after, head);
     if (r < 0)
         return r;
     f->started = true;
@@ -715,9 +274,7 @@ void follower_free(struct follower *f)
     schema_cache_free(f->schemas);
     twin_client_free(f->client);
     pending_free(f->pending);
-    json_decref(f->assets);
-    json_decref(f->last_offset);
-    json_decref(f->schema_retry_off);
+    asset_table_free(f->assets);
     pthread_cond_destroy(&f->window);
     pthread_mutex_destroy(&f->lock);
     free(f->url);
@@ -743,7 +300,7 @@ int follower_ack(struct follower *f, uint64_t seq, const char *asset, uint64_t o
         r = -ENOENT;
         goto out;
     }
-    key = asset_key(f, asset);
+    key = asset_table_key(f->assets, asset);
     if (pending_find(f->pending, seq, &p_key, &p_offset) == 0 && p_key == key &&
         p_offset == offset) {
         r = tracker_ack(f->tracker, seq);
@@ -754,7 +311,7 @@ int follower_ack(struct follower *f, uint64_t seq, const char *asset, uint64_t o
         f->st.pending_bytes = pending_bytes(f->pending);
         if (r == 0)
             f->st.acked++;
-        advance_watermark(f);
+        follower_advance_watermark(f);
         pthread_cond_broadcast(&f->window);
         goto out;
     }

@@ -8,57 +8,13 @@
 #include <string.h>
 #include <jansson.h>
 
-#include "base64.h"
-
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if it is not one.
- * Strict: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        return (n >= 2 && (s[1] & 0xc0) == 0x80) ? 2 : 0;
-    if (c >= 0xe0 && c <= 0xef) {
-        if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-            return 0;
-        if (c == 0xe0 && s[1] < 0xa0) /* overlong */
-            return 0;
-        if (c == 0xed && s[1] >= 0xa0) /* surrogate */
-            return 0;
-        return 3;
-    }
-    if (c >= 0xf0 && c <= 0xf4) {
-        if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-            return 0;
-        if (c == 0xf0 && s[1] < 0x90) /* overlong */
-            return 0;
-        if (c == 0xf4 && s[1] >= 0x90) /* above U+10FFFF */
-            return 0;
-        return 4;
-    }
-    return 0;
-}
+#include "twin/base64.h"
+#include "twin/name.h"
+#include "twin/text.h"
 
 int record_name_is_safe(const char *s)
 {
-    size_t len, i = 0;
-
-    if (!s)
-        return 0;
-    len = strlen(s);
-    if (len < 1 || len > RECORD_MAX_NAME)
-        return 0;
-    if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-        return 0;
-    while (i < len) {
-        size_t n = utf8_seq_len((const unsigned char *)s + i, len - i);
-        if (n == 0 || s[i] == '/')
-            return 0;
-        i += n;
-    }
-    return 1;
+    return twin_name_is_safe(s) && text_is_utf8(s, strlen(s));
 }
 
 /* Event names also become parts of file names that handlers glob on: a tight charset. */

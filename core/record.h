@@ -1,9 +1,9 @@
 /* record: one line of GET /v1/stream parsed and validated.
  *
  * Everything a record names becomes a path component or a file's content later, so the
- * parser refuses what could not be one: asset ids and event names must be valid UTF-8,
- * 1..255 bytes, contain no '/' or NUL, and not be "." or ".."; event names are further limited
- * to [A-Za-z0-9_.-]. A refused line gives an error string and no record; it never aborts. */
+ * parser refuses what could not be one: asset ids and event names must be safe names
+ * (twin/name.h) and valid UTF-8; event names are further limited to [A-Za-z0-9_.-]. A refused line
+ * gives an error string and no record; it never aborts. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -37,8 +37,7 @@ struct record {
     size_t wire_len; /* the line's length: the record's size as the twin sent it */
 };
 
-/* Limits the parser enforces (the stream reader also bounds the line length). */
-#define RECORD_MAX_NAME 255
+/* Names are at most TWIN_NAME_MAX bytes (twin/name.h); the stream reader bounds the line. */
 /* Seqs, heads and offsets are at most 2^53 - 1, the integers every JSON implementation holds
  * exactly (docs/protocol.md). A larger one is a bad record: below this bound, seq + k and
  * offset + k for any small k (readdir cookies, the next seq to resume after) fit in off_t and
@@ -54,5 +53,5 @@ int record_parse(const char *line, size_t len, struct record *ret, const char **
 /* Frees what record_parse allocated and zeroes r. Accepts a zeroed record. */
 void record_clear(struct record *r);
 
-/* True if s (NUL-terminated) is acceptable as a path component (see above). */
+/* True if s is a safe name (twin_name_is_safe) and valid UTF-8: what the twin may name. */
 int record_name_is_safe(const char *s);

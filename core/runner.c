@@ -1,6 +1,6 @@
 /* runner: on_startup, main, on_shutdown, with SIGINT/SIGTERM turned into a shutdown request
  * through a self-pipe (the only async-signal-safe way to wake a poll). */
-#include "runner.h"
+#include "twin/runner.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "deadline.h"
+#include "twin/deadline.h"
 
 struct runner {
     int pipe_rd;

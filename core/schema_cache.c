@@ -26,6 +26,7 @@
 
 #include "event_schema.h"
 #include "record.h"
+#include "twin/hash.h"
 
 #define NBUCKETS        1024
 #define MAX_NEGATIVE    4096 /* remembered failures; they expire */
@@ -39,6 +40,11 @@
 #define BLOCK_OVERHEAD 16 /* what malloc adds to each block, on top of its size */
 /* What a cached schema holds besides avro-c's part: the entry, its name, struct event_schema. */
 #define ENTRY_OVERHEAD 256
+/* schema_cache_get_retrying: the waits before each new try, how long a schema that failed all
+ * of them is tried once only, and how many such schemas are remembered (by hash, one a slot). */
+static const int retry_ms[] = {100, 400, 1000, 2000};
+#define RETRY_OFF_NS (30ULL * 1000 * 1000 * 1000)
+#define RETRY_SLOTS  1024
 
 struct entry {
     struct entry *next;                /* hash chain */
@@ -67,6 +73,10 @@ struct schema_cache {
     struct entry lru;   /* the list head: lru.lru_next is the most recently used */
     struct entry *lent; /* schemas handed out (chained by lent_next): few, one a thread */
     struct entry *buckets[NBUCKETS];
+    struct {
+        uint64_t key; /* key_of(name, version) */
+        uint64_t until_ns;
+    } retry_off[RETRY_SLOTS];
 };
 
 /* ---- measuring what avro-c holds ---- */
@@ -118,14 +128,16 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+static uint64_t key_of(const char *name, int version)
+{
+    uint64_t h = twin_fnv1a(TWIN_FNV1A_INIT, name, strlen(name));
+
+    return twin_fnv1a(h, &version, sizeof(version));
+}
+
 static size_t bucket_of(const char *name, int version)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        h = (h ^ *p) * 1099511628211ULL;
-    h = (h ^ (uint32_t)version) * 1099511628211ULL;
-    return (size_t)(h % NBUCKETS);
+    return (size_t)(key_of(name, version) % NBUCKETS);
 }
 
 static struct entry *find(struct schema_cache *c, const char *name, int version)
@@ -497,6 +509,46 @@ int schema_cache_get(struct schema_cache *c, const char *name, int version,
     }
     pthread_mutex_unlock(&c->lock);
     trim(freed);
+    return r;
+}
+
+/* A result that trying again would not change, or not soon enough. */
+static bool is_final(int r)
+{
+    return r == 0 || r == -ENOENT || r == -EINVAL || r == -EFBIG || r == -ETIMEDOUT;
+}
+
+int schema_cache_get_retrying(struct schema_cache *c, const char *name, int version,
+                              schema_wait_fn wait, void *userdata, const struct event_schema **ret)
+{
+    int r = schema_cache_get(c, name, version, ret);
+    uint64_t key;
+    bool off;
+
+    if (is_final(r))
+        return r;
+    key = key_of(name, version);
+    pthread_mutex_lock(&c->lock);
+    off = c->retry_off[key % RETRY_SLOTS].key == key &&
+          c->retry_off[key % RETRY_SLOTS].until_ns > now_ns();
+    pthread_mutex_unlock(&c->lock);
+    if (off)
+        return r;
+    for (size_t i = 0; i < sizeof(retry_ms) / sizeof(retry_ms[0]); i++) {
+        if (wait(userdata, retry_ms[i]))
+            return r;
+        r = schema_cache_get(c, name, version, ret);
+        if (is_final(r))
+            break;
+    }
+    pthread_mutex_lock(&c->lock);
+    if (r != 0) {
+        c->retry_off[key % RETRY_SLOTS].key = key;
+        c->retry_off[key % RETRY_SLOTS].until_ns = now_ns() + RETRY_OFF_NS;
+    } else if (c->retry_off[key % RETRY_SLOTS].key == key) {
+        c->retry_off[key % RETRY_SLOTS].until_ns = 0;
+    }
+    pthread_mutex_unlock(&c->lock);
     return r;
 }
 

@@ -9,6 +9,7 @@
  * remembered as such for a short while (so a flood of events naming it costs one fetch, yet
  * a schema registered later is found). Thread-safe. */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 
 #define SCHEMA_CACHE_DEFAULT_BYTES ((size_t)64 * 1024 * 1024)
@@ -38,6 +39,19 @@ void schema_cache_set_limits(struct schema_cache *c, size_t max_bytes, size_t ma
  * or the fetch's error. */
 int schema_cache_get(struct schema_cache *c, const char *name, int version,
                      const struct event_schema **ret);
+
+/* Waits ms milliseconds for schema_cache_get_retrying; returns true to give up at once (the
+ * caller is stopping). */
+typedef bool (*schema_wait_fn)(void *userdata, int ms);
+
+/* Like schema_cache_get, but a fetch that failed for a passing reason (not -ENOENT, -EINVAL,
+ * -EFBIG or -ETIMEDOUT: a 503, a twin restarting) is tried again after 0.1, 0.4, 1 and 2 s,
+ * each wait through wait(userdata, ms), so that a blip does not deliver an event without its
+ * data for good. A timeout is not tried again (it would multiply a wait that was long
+ * already), and a schema that failed all its tries is tried once only for the next 30 s, so a
+ * schema store that stays broken does not stall the caller for seconds per event. */
+int schema_cache_get_retrying(struct schema_cache *c, const char *name, int version,
+                              schema_wait_fn wait, void *userdata, const struct event_schema **ret);
 
 /* Gives back a schema from schema_cache_get. Accepts NULL. */
 void schema_cache_put(struct schema_cache *c, const struct event_schema *schema);

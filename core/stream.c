@@ -19,10 +19,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "deadline.h"
 #include "line_buffer.h"
+#include "twin/deadline.h"
+#include "twin/defaults.h"
 #include "record.h"
 #include "twin_client.h"
+#include "twin_transfer.h"
 
 #define BACKOFF_MIN_S 0.1
 /* Seqs of bad records above last_seq remembered so a replay does not report them twice. */
@@ -256,7 +258,7 @@ static int run_once(struct stream *s, CURL **ret_h, char *reason, size_t reason_
     char path[64];
     struct curl_slist *headers = NULL;
     long status = 0;
-    int err;
+    enum twin_error e;
 
     snprintf(path, sizeof(path), "/v1/stream?after=%" PRIu64, s->last_seq);
     CURL *h = twin_client_new_handle(s->cfg.client, path, &headers);
@@ -300,30 +302,15 @@ static int run_once(struct stream *s, CURL **ret_h, char *reason, size_t reason_
         snprintf(reason, reason_len, "record handler failed: %s", strerror(-s->abort_err));
         return s->abort_err;
     }
-    if (rc == CURLE_HTTP_RETURNED_ERROR) {
-        err = status == 401 ? -EPERM : -EPROTO;
+    /* A stream never ends by itself: an end without a failure is a lost link too. */
+    e = rc == CURLE_OK ? TWIN_LINK_LOST : twin_error_from_transfer(rc, status, NULL, NULL);
+    if (rc == CURLE_HTTP_RETURNED_ERROR)
         snprintf(reason, reason_len, "twin answered HTTP %ld%s", status,
-                 status == 401 ? " (token refused)" : "");
-        return err;
-    }
-    switch (rc) {
-    case CURLE_OK:
-        err = -ECONNRESET;
-        break;
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-        err = -EHOSTUNREACH;
-        break;
-    case CURLE_OPERATION_TIMEDOUT:
-        err = -ETIMEDOUT;
-        break;
-    default:
-        err = -ECONNRESET;
-        break;
-    }
-    snprintf(reason, reason_len, "%s",
-             rc == CURLE_OK ? "the twin ended the stream" : curl_easy_strerror(rc));
-    return err;
+                 e == TWIN_UNAUTHORIZED ? " (token refused)" : "");
+    else
+        snprintf(reason, reason_len, "%s",
+                 rc == CURLE_OK ? "the twin ended the stream" : curl_easy_strerror(rc));
+    return -twin_error_errno(e);
 }
 
 static void *stream_main(void *arg)
@@ -374,13 +361,13 @@ int stream_start(const struct stream_config *cfg, const struct stream_callbacks 
         return -ENOMEM;
     s->cfg = *cfg;
     if (s->cfg.heartbeat_timeout_s <= 0)
-        s->cfg.heartbeat_timeout_s = 15;
+        s->cfg.heartbeat_timeout_s = TWIN_DEFAULT_HEARTBEAT_TIMEOUT_S;
     if (s->cfg.reconnect_max_s <= 0)
-        s->cfg.reconnect_max_s = 5;
+        s->cfg.reconnect_max_s = TWIN_DEFAULT_RECONNECT_MAX_S;
     if (s->cfg.reconnect_max_s < BACKOFF_MIN_S)
         s->cfg.reconnect_max_s = BACKOFF_MIN_S;
     if (s->cfg.max_line == 0)
-        s->cfg.max_line = (size_t)16 * 1024 * 1024;
+        s->cfg.max_line = TWIN_DEFAULT_MAX_RECORD_BYTES;
     s->cb = *cb;
     s->last_seq = cfg->after;
     s->head = cfg->head;

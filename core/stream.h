@@ -38,9 +38,9 @@ struct stream_config {
     struct twin_client *client; /* borrowed; must outlive the stream */
     uint64_t after;             /* resume after this seq */
     uint64_t head;              /* the twin's head announced before the stream (the snapshot) */
-    double heartbeat_timeout_s; /* 0 means 15 */
-    double reconnect_max_s;     /* 0 means 5 */
-    size_t max_line;            /* 0 means 16 MiB */
+    double heartbeat_timeout_s; /* 0 means TWIN_DEFAULT_HEARTBEAT_TIMEOUT_S */
+    double reconnect_max_s;     /* 0 means TWIN_DEFAULT_RECONNECT_MAX_S */
+    size_t max_line;            /* 0 means TWIN_DEFAULT_MAX_RECORD_BYTES */
 };
 
 /* Starts the stream thread. Returns 0, -ENOMEM, or -errno from pthread_create. */

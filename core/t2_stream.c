@@ -11,7 +11,7 @@
  * stream holds at most curl's buffer, the spill and one paused read, and between reads nothing
  * reads the socket: the twin is held back by TCP. t2_stream_cancel sets a flag and wakes
  * curl_multi_poll (curl_multi_wakeup), so the mutex only guards that flag. */
-#include "t2_stream.h"
+#include "twin/t2_stream.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -26,8 +26,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "deadline.h"
+#include "twin/deadline.h"
 #include "twin_client.h"
+#include "twin_transfer.h"
 
 /* Extra time past the request's own timeout before we give up on the twin ourselves: the
  * twin answers 504 at the timeout, which is the better error to report. */
@@ -259,24 +260,13 @@ static int drive(struct t2_stream *s, enum want w, double end_s)
 /* The twin_error of a transfer that ended before a 2xx answer. */
 static enum twin_error classify_failure(const struct t2_stream *s)
 {
-    if (s->status >= 300) {
-        json_t *j = s->error_body ? json_loads(s->error_body, 0, NULL) : NULL;
-        enum twin_error e =
-            twin_error_from_http(s->status, json_string_value(json_object_get(j, "error")),
-                                 json_string_value(json_object_get(j, "reason")));
-        json_decref(j);
-        return e;
-    }
-    switch (s->result) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-        return TWIN_NOT_CONNECTED;
-    case CURLE_OPERATION_TIMEDOUT:
-        return TWIN_T2_TIMEOUT;
-    default:
-        return TWIN_FAILED;
-    }
+    json_t *j = s->status >= 300 && s->error_body ? json_loads(s->error_body, 0, NULL) : NULL;
+    enum twin_error e = twin_error_from_transfer(s->result, s->status,
+                                                 json_string_value(json_object_get(j, "error")),
+                                                 json_string_value(json_object_get(j, "reason")));
+
+    json_decref(j);
+    return e;
 }
 
 static char *escape(const char *s)

@@ -1,5 +1,5 @@
 /* text: see text.h. */
-#include "text.h"
+#include "twin/text.h"
 
 #include <stdbool.h>
 
@@ -42,6 +42,19 @@ static bool kept(const unsigned char *s, size_t n, unsigned flags)
     if (flags & TEXT_ESCAPE_ASCII)
         return false;
     return !(n == 2 && s[0] == 0xc2 && s[1] < 0xa0); /* C1 controls: U+0080..U+009F */
+}
+
+bool text_is_utf8(const char *s, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        size_t n = text_utf8_len((const unsigned char *)s + i, len - i);
+        if (n == 0)
+            return false;
+        i += n;
+    }
+    return true;
 }
 
 size_t text_escape(const char *in, size_t len, char *out, size_t out_size, unsigned flags)

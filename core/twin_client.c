@@ -1,6 +1,6 @@
 /* twin_client: one libcurl easy handle, reused under a mutex so calls share one connection,
- * plus a factory of easy handles set up the same way for the stream and T2 threads. Every
- * curl and HTTP failure is mapped to an errno here, once. */
+ * plus a factory of easy handles set up the same way for the stream and T2 threads. Failures
+ * become errnos through twin_error_from_transfer, like the stream's and T2's. */
 #include "twin_client.h"
 
 #include <curl/curl.h>
@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "twin_transfer.h"
 
 /* Bounds on what the twin may send us in one answer (the asset list is the biggest). */
 #define MAX_ANSWER_BYTES   ((size_t)256 * 1024 * 1024)
@@ -153,10 +155,29 @@ const char *twin_client_url(const struct twin_client *c)
     return c->url;
 }
 
+/* Limits h to http and https. A libcurl before 7.85 does not know the string form and gets
+ * the bit mask; one that takes neither cannot be limited, and is not used: -EPROTONOSUPPORT. */
+static int restrict_protocols(CURL *h)
+{
+    if (curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK)
+        return 0;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    if (curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) ==
+        CURLE_OK)
+        return 0;
+#pragma GCC diagnostic pop
+    return -EPROTONOSUPPORT;
+}
+
 /* Sets the options every handle shares; *headers gets the header list to free. */
 static int setup_handle(struct twin_client *c, CURL *h, struct curl_slist **headers)
 {
     struct curl_slist *list = NULL, *tmp;
+    int r = restrict_protocols(h);
+
+    if (r < 0)
+        return r;
 
     if (c->auth_header) {
         list = curl_slist_append(NULL, c->auth_header);
@@ -171,7 +192,6 @@ static int setup_handle(struct twin_client *c, CURL *h, struct curl_slist **head
     list = tmp;
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -245,42 +265,10 @@ static size_t answer_write(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-/* Maps a finished transfer to an errno: one table for every call. */
-static int map_curl(CURLcode rc)
-{
-    switch (rc) {
-    case CURLE_OK:
-        return 0;
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-        return -EHOSTUNREACH;
-    case CURLE_OPERATION_TIMEDOUT:
-        return -ETIMEDOUT;
-    case CURLE_OUT_OF_MEMORY:
-        return -ENOMEM;
-    default:
-        /* TLS failures, a peer that does not speak HTTP, an oversized answer. */
-        return -EPROTO;
-    }
-}
-
-static int map_status(long status)
-{
-    if (status >= 200 && status < 300)
-        return 0;
-    if (status == 401)
-        return -EPERM;
-    if (status == 404)
-        return -ENOENT;
-    return -EPROTO;
-}
-
-/* GET base+path on the shared handle. On 0, *ret_body is NUL-terminated (caller frees). */
-static int client_get(struct twin_client *c, const char *path, char **ret_body, size_t *ret_len)
+/* GET base+path on the shared handle. On 0, *ret_body is NUL-terminated (caller frees).
+ * *ret_status is the answer's HTTP status (0 if none came), also on failure. */
+static int client_get(struct twin_client *c, const char *path, char **ret_body, size_t *ret_len,
+                      long *ret_status)
 {
     struct answer a = {0};
     char *url;
@@ -288,6 +276,7 @@ static int client_get(struct twin_client *c, const char *path, char **ret_body, 
     long status = 0;
     int r;
 
+    *ret_status = 0;
     url = malloc(len);
     if (!url)
         return -ENOMEM;
@@ -316,9 +305,9 @@ static int client_get(struct twin_client *c, const char *path, char **ret_body, 
     curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
     /* Nothing of this call's stack may stay reachable from the shared handle. */
     curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, NULL);
-    r = a.too_big ? -EPROTO : map_curl(rc);
-    if (r == 0)
-        r = map_status(status);
+    *ret_status = status;
+    /* The GET calls classify by status alone: their error bodies carry nothing T2's do. */
+    r = a.too_big ? -EPROTO : -twin_error_errno(twin_error_from_transfer(rc, status, NULL, NULL));
 out_unlock:
     pthread_mutex_unlock(&c->lock);
     free(url);
@@ -341,9 +330,10 @@ int twin_client_get_assets(struct twin_client *c, json_t **ret)
     char *body;
     size_t len;
     json_t *root, *head, *assets;
-    int r = client_get(c, "/v1/assets", &body, &len);
+    long status;
+    int r = client_get(c, "/v1/assets", &body, &len, &status);
     if (r < 0)
-        return r == -ENOENT ? -EPROTO : r; /* a 404 here: not a twin */
+        return r;
     root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
     free(body);
     if (!root)
@@ -375,9 +365,10 @@ int twin_client_get_schema(struct twin_client *c, const char *name, int version,
     curl_free(esc);
     if (n < 0 || (size_t)n >= sizeof(path))
         return -EINVAL;
-    r = client_get(c, path, &body, &len);
+    long status;
+    r = client_get(c, path, &body, &len, &status);
     if (r < 0)
-        return r;
+        return status == 404 ? -ENOENT : r; /* this endpoint's 404: no such schema */
     *ret_text = body;
     *ret_len = len;
     return 0;

@@ -22,11 +22,14 @@ int twin_client_new(const struct twin_client_config *cfg, struct twin_client **r
 void twin_client_free(struct twin_client *c);
 
 /* GET /v1/assets. *ret is the parsed answer ({"head":N,"assets":[...]}), caller decrefs.
- * Returns 0; -EHOSTUNREACH (cannot connect), -EPERM (401), -ETIMEDOUT, -EPROTO (bad answer). */
+ * Returns 0, or the errno of the failure's twin_error (twin_error_from_transfer, by status
+ * alone): -EHOSTUNREACH (cannot connect), -ECONNRESET (dropped before the answer ended),
+ * -EKEYREJECTED (certificate not verified), -EPERM (401), -ETIMEDOUT, -EPROTO (not a twin's
+ * answer, a 404 included). */
 int twin_client_get_assets(struct twin_client *c, json_t **ret);
 
-/* GET /v1/schemas/{name}/{version}. Same errors, and -ENOENT for 404. Matches schema_fetch_fn
- * with the client as userdata (see twin_client_schema_fetch). */
+/* GET /v1/schemas/{name}/{version}. Same errors, but a 404 is -ENOENT (no such schema). Matches
+ * schema_fetch_fn with the client as userdata (see twin_client_schema_fetch). */
 int twin_client_get_schema(struct twin_client *c, const char *name, int version, char **ret_text,
                            size_t *ret_len);
 int twin_client_schema_fetch(void *client, const char *name, int version, char **ret_text,

@@ -1,6 +1,8 @@
-/* twin_error: the one table from protocol failures to errno values. */
-#include "twin_error.h"
+/* twin_error: the one table from protocol and transport failures to errno values. */
+#include "twin/twin_error.h"
+#include "twin_transfer.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
@@ -23,6 +25,9 @@ static const struct twin_error_info table[] = {
     [TWIN_CUT] = {EIO, "CUT"},
     [TWIN_UNAUTHORIZED] = {EPERM, "UNAUTHORIZED"},
     [TWIN_FAILED] = {EPROTO, "FAILED"},
+    [TWIN_CERT_REJECTED] = {EKEYREJECTED, "CERT_REJECTED"},
+    [TWIN_LINK_LOST] = {ECONNRESET, "LINK_LOST"},
+    [TWIN_NO_MEMORY] = {ENOMEM, "NO_MEMORY"},
 };
 
 #define TABLE_SIZE (sizeof(table) / sizeof(table[0]))
@@ -72,4 +77,39 @@ enum twin_error twin_error_from_http(long status, const char *code, const char *
     default:
         return TWIN_FAILED;
     }
+}
+
+/* A transfer that did not get a complete answer, by curl's result. */
+static enum twin_error from_curl(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OK:
+        return TWIN_OK;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+        return TWIN_NOT_CONNECTED;
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+        return TWIN_LINK_LOST;
+    case CURLE_OPERATION_TIMEDOUT:
+        return TWIN_T2_TIMEOUT;
+    case CURLE_PEER_FAILED_VERIFICATION:
+        return TWIN_CERT_REJECTED;
+    case CURLE_OUT_OF_MEMORY:
+        return TWIN_NO_MEMORY;
+    default:
+        /* Other TLS failures, a peer that does not speak HTTP, an answer over a bound. */
+        return TWIN_FAILED;
+    }
+}
+
+enum twin_error twin_error_from_transfer(CURLcode rc, long status, const char *code,
+                                         const char *reason)
+{
+    if (status != 0 && (status < 200 || status >= 300))
+        return twin_error_from_http(status, code, reason);
+    return from_curl(rc);
 }

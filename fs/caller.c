@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "deadline.h"
+#include "twin/deadline.h"
 
 enum { BATCH_BYTES = 65536 };
 

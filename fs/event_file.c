@@ -8,7 +8,7 @@
 #include <string.h>
 #include <jansson.h>
 
-#include "base64.h"
+#include "twin/base64.h"
 
 #define EVENT_OFFSET_DIGITS 20 /* UINT64_MAX has 20 digits: every offset sorts by name */
 

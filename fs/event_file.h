@@ -4,7 +4,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "follower.h"
+#include "twin/follower.h"
 
 /* Writes the event file name of offset and type_name into buf. Returns the length, or
  * -ENAMETOOLONG. */

@@ -10,15 +10,7 @@
 #include <syslog.h>
 
 #include "event_file.h"
-
-/* An asset id usable as one path component. */
-static bool asset_name_ok(const char *name)
-{
-    size_t len = strlen(name);
-
-    return len > 0 && len <= 255 && !strchr(name, '/') && strcmp(name, ".") != 0 &&
-           strcmp(name, "..") != 0;
-}
+#include "twin/name.h"
 
 /* The asset node, made (pending, queued) if new; caller holds the lock. */
 static struct node *asset_get_or_add(struct twinfs *fs, const char *asset)
@@ -35,7 +27,7 @@ static void cb_asset_created(void *userdata, const char *asset)
 {
     struct twinfs *fs = userdata;
 
-    if (!asset_name_ok(asset)) {
+    if (!twin_name_is_safe(asset)) {
         fs_log(fs->log, LOG_WARNING, "asset id not usable as a file name, not shown: \"%.64s\"",
                asset);
         return;
@@ -82,7 +74,7 @@ static void cb_event(void *userdata, const struct follower_event *ev)
     size_t len = 0;
     bool fail = false;
 
-    if (!asset_name_ok(ev->asset))
+    if (!twin_name_is_safe(ev->asset))
         return;
     /* The event name becomes part of a file name: no slash, bounded. */
     snprintf(type_name, sizeof(type_name), "%s", ev->name ? ev->name : "");

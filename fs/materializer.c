@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "caller.h"
-#include "deadline.h"
+#include "twin/deadline.h"
 
 enum mat_action {
     MAT_NONE,

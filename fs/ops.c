@@ -3,6 +3,8 @@
  * refuses. docs/filesystem.md has the behaviour and the errno table. */
 #include "ops.h"
 
+#include "twin/name.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -104,13 +106,6 @@ void ops_fill_entry(struct twinfs *fs, const struct node *n, struct fuse_entry_p
     e->entry_timeout = node_timeout(fs, n);
 }
 
-/* A valid name for an on-demand T2 node (it is also the request's data). */
-static bool t2_name_ok(const char *name)
-{
-    size_t len = strlen(name);
-    return len > 0 && len <= 255 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
-}
-
 /* The visible child of parent called name, made on demand under t2/; caller holds the lock. */
 static struct node *find_child(struct twinfs *fs, struct node *parent, const char *name,
                                int *ret_err)
@@ -146,7 +141,7 @@ static struct node *find_child(struct twinfs *fs, struct node *parent, const cha
         break;
     case NODE_T2:
     case NODE_T2_TYPE:
-        if (!t2_name_ok(name)) {
+        if (!twin_name_is_safe(name)) {
             *ret_err = EINVAL;
             return NULL;
         }

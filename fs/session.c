@@ -10,8 +10,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#define DEFAULT_ENTRY_TIMEOUT_S 86400.0
-#define DEFAULT_MAX_T2_OPEN     64
+#include "twin/defaults.h"
 
 int twinfs_new(const struct twinfs_options *opt, twinfs_log_fn log, struct twinfs **ret)
 {
@@ -33,9 +32,10 @@ int twinfs_new(const struct twinfs_options *opt, twinfs_log_fn log, struct twinf
     fs->opt.mountpoint = fs->mountpoint;
     fs->uid = getuid();
     fs->gid = getgid();
-    fs->entry_timeout = opt->entry_timeout_s > 0 ? opt->entry_timeout_s : DEFAULT_ENTRY_TIMEOUT_S;
+    fs->entry_timeout = opt->entry_timeout_s > 0 ? opt->entry_timeout_s
+                                                : TWIN_DEFAULT_ENTRY_TIMEOUT_S;
     if (!fs->opt.max_t2_open)
-        fs->opt.max_t2_open = DEFAULT_MAX_T2_OPEN;
+        fs->opt.max_t2_open = TWIN_DEFAULT_MAX_T2_OPEN;
     r = t2_files_init(fs);
     if (r < 0)
         goto fail_alloc;

@@ -17,7 +17,7 @@
 #pragma once
 #include <stdbool.h>
 #include <fuse_lowlevel.h>
-#include "follower.h"
+#include "twin/follower.h"
 #include "mount_ref.h"
 
 struct twinfs;

@@ -5,7 +5,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#include "t2_stream.h"
+#include "twin/t2_stream.h"
 
 char *status_render(struct twinfs *fs, size_t *ret_len)
 {

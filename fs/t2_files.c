@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "t2_stream.h"
-#include "text.h"
+#include "twin/t2_stream.h"
+#include "twin/text.h"
 
 /* The longest user.twin.mime: a media type is short (RFC 6838 caps its names at 127 bytes). */
 #define T2_MIME_MAX 255

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "event_file.h"
+#include "twin/hash.h"
 
 static uint64_t hash_u64(uint64_t x)
 {
@@ -19,13 +20,7 @@ static uint64_t hash_u64(uint64_t x)
 
 static uint64_t hash_name(uint64_t parent, const char *name)
 {
-    uint64_t h = 1469598103934665603ULL ^ hash_u64(parent); /* FNV-1a over the name */
-
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return twin_fnv1a(TWIN_FNV1A_INIT ^ hash_u64(parent), name, strlen(name));
 }
 
 /* The link to the next node in a bucket of the name table (names) or of the inode table. */

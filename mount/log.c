@@ -7,7 +7,7 @@
 #include <syslog.h>
 #include <time.h>
 
-#include "text.h"
+#include "twin/text.h"
 
 /* log_msg formats up to LOG_MAX_INPUT bytes; escaped, each may take 4. */
 #define LOG_MAX_INPUT 512

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <syslog.h>
 #include <sys/syscall.h>
 #include <sys/resource.h>
@@ -23,7 +22,6 @@
 #include "log.h"
 #include "mount_ref.h"
 #include "options.h"
-#include "tracker.h"
 #include "session.h"
 
 #ifndef TWINFS_VERSION
@@ -207,35 +205,31 @@ static int check_fuse_options(const struct mount_options *o)
     return 0;
 }
 
+/* The message for follower_start's error: one case per code follower.h documents. */
 static int start_error(const struct mount_options *o, int r)
 {
     switch (r) {
     case -EHOSTUNREACH:
-    case -ECONNREFUSED:
-    case -ENETUNREACH:
         return fail(MOUNT_EXIT_FAILURE, "%s: cannot reach the twin (unreachable)", o->url);
+    case -ECONNRESET:
+        return fail(MOUNT_EXIT_FAILURE, "%s: the twin dropped the connection before answering",
+                    o->url);
     case -EPERM:
-    case -EACCES:
         return fail(MOUNT_EXIT_FAILURE,
                     "%s: the twin refused the token (401): check token_file or TWINFS_TOKEN",
                     o->url);
+    case -EACCES:
+        return fail(MOUNT_EXIT_FAILURE, "%s: the twin refused access (403)", o->url);
     case -ETIMEDOUT:
         return fail(MOUNT_EXIT_FAILURE, "%s: the twin did not answer in time", o->url);
     case -EKEYREJECTED:
-        /* What core answers when it tells a failed certificate check from other failures. */
         return fail(MOUNT_EXIT_FAILURE,
                     "%s: TLS: the twin's certificate could not be verified "
                     "(self-signed or another CA? give its CA with cacert=FILE)",
                     o->url);
     case -EPROTO:
-        /* core maps every TLS failure to EPROTO too: over https, name the likely cause (a
-         * certificate twinfs does not trust) and its cure before the unlikely one. */
-        if (strncasecmp(o->url, "https:", 6) == 0)
-            return fail(MOUNT_EXIT_FAILURE,
-                        "%s: TLS failed: the twin's certificate could not be verified "
-                        "(give its CA with cacert=FILE), or this is not a twin",
-                        o->url);
-        return fail(MOUNT_EXIT_FAILURE, "%s: not a twin (unexpected answer to GET /v1/assets)",
+        return fail(MOUNT_EXIT_FAILURE,
+                    "%s: not a twin (no protocol answer to GET /v1/assets, or TLS failed)",
                     o->url);
     case -ESTALE:
         return fail(MOUNT_EXIT_FAILURE,
@@ -257,7 +251,7 @@ static int new_error(const struct mount_options *o, int r)
         return fail(MOUNT_EXIT_FAILURE, "tracker=%s: in use by another twinfs", o->tracker);
     case -EPERM: {
         char why[PATH_MAX + 256];
-        if (tracker_check(o->tracker, why, sizeof(why)) < 0 && why[0])
+        if (follower_check_tracker(o->tracker, why, sizeof(why)) < 0 && why[0])
             return fail(MOUNT_EXIT_FAILURE, "tracker=%s: refused: %s", o->tracker, why);
         return fail(MOUNT_EXIT_FAILURE, "tracker=%s: %s", o->tracker, strerror(-r));
     }

@@ -15,7 +15,7 @@
 #define MAX_PENDING_LIMIT       10000000u
 #define MAX_PENDING_MB_LIMIT    1048576u /* 1 TiB */
 #define MATERIALIZE_DELAY_LIMIT 60000u
-#define MAX_T2_OPEN_LIMIT       4096u
+#define MAX_T2_OPEN_LIMIT       TWIN_MAX_T2_OPEN
 #define SECONDS_LIMIT           (7.0 * 86400.0)
 
 /* What a key's value is, and so how it is checked. */

@@ -16,18 +16,20 @@
 #include <stdio.h>
 #include <fuse_opt.h>
 
+#include "twin/defaults.h"
+
 /* Exit statuses of twinfs (documented in docs/twinfs.1). */
 #define MOUNT_EXIT_OK      0
 #define MOUNT_EXIT_FAILURE 1 /* the twin, the mountpoint, a file, the system */
 #define MOUNT_EXIT_USAGE   2 /* the command line or the config file is wrong */
 
-/* Defaults, the single source for the parser, --help and the man page's numbers. */
-#define MOUNT_DEFAULT_T2_TIMEOUT_S      10.0
-#define MOUNT_DEFAULT_MAX_PENDING       10000u
-#define MOUNT_DEFAULT_MAX_PENDING_MB    256u
-#define MOUNT_DEFAULT_MATERIALIZE_DELAY 100u
-#define MOUNT_DEFAULT_ENTRY_TIMEOUT_S   86400.0
-#define MOUNT_DEFAULT_MAX_T2_OPEN       64u
+/* The options' defaults, for the parser, --help and the man page's numbers: twin/defaults.h's. */
+#define MOUNT_DEFAULT_T2_TIMEOUT_S      TWIN_DEFAULT_T2_TIMEOUT_S
+#define MOUNT_DEFAULT_MAX_PENDING       TWIN_DEFAULT_MAX_PENDING
+#define MOUNT_DEFAULT_MAX_PENDING_MB    TWIN_DEFAULT_MAX_PENDING_MB
+#define MOUNT_DEFAULT_MATERIALIZE_DELAY TWIN_DEFAULT_MATERIALIZE_DELAY_MS
+#define MOUNT_DEFAULT_ENTRY_TIMEOUT_S   TWIN_DEFAULT_ENTRY_TIMEOUT_S
+#define MOUNT_DEFAULT_MAX_T2_OPEN       TWIN_DEFAULT_MAX_T2_OPEN
 #define MOUNT_MAX_TOKEN_BYTES           4096
 #define MOUNT_MAX_CONFIG_BYTES          65536 /* 64 KiB */
 #define MOUNT_MAX_URL_BYTES             2048

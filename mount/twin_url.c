@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 
 #include "options_internal.h"
+#include "twin/hash.h"
 
 /* A twin URL as libcurl, which connects to it, reads it: the host (an IPv6 address in
  * brackets) and the port, the scheme's when the URL gives none. */
@@ -178,16 +179,12 @@ char *mount_default_tracker_path(const char *url)
     struct url_parts parts = {0};
     const char *state = getenv("XDG_STATE_HOME");
     const char *home = getenv("HOME");
-    uint64_t hash = 0xcbf29ce484222325ull; /* FNV-1a: stable across builds and machines */
+    uint64_t hash = twin_fnv1a(TWIN_FNV1A_INIT, url, strlen(url)); /* stable everywhere */
     char base[PATH_MAX], *path;
     int n;
 
     if (parse_url(url, &parts, NULL, 0) < 0)
         return NULL;
-    for (const char *c = url; *c; c++) {
-        hash ^= (unsigned char)*c;
-        hash *= 0x100000001b3ull;
-    }
     /* IPv6 brackets and colons do not belong in a file name. */
     for (char *c = parts.host; *c; c++) {
         if (!isalnum((unsigned char)*c) && *c != '.' && *c != '-')

@@ -14,7 +14,7 @@ fi
 
 echo "cppcheck"
 if ! cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
-  --inline-suppr --suppress=missingIncludeSystem --std=c11 -D_GNU_SOURCE -I core \
+  --inline-suppr --suppress=missingIncludeSystem --std=c11 -D_GNU_SOURCE -I core -I core/include \
   "${c_files[@]}"; then
   status=1
 fi

@@ -31,10 +31,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dispatch.h"
-#include "follower.h"
-#include "runner.h"
-#include "t2_stream.h"
+#include "twin/dispatch.h"
+#include "twin/follower.h"
+#include "twin/runner.h"
+#include "twin/t2_stream.h"
 
 struct example {
     struct follower_config cfg;

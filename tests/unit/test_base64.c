@@ -1,7 +1,7 @@
 /* test_base64: RFC 4648 test vectors, strictness, and a round trip of every length. */
 #include <errno.h>
 
-#include "base64.h"
+#include "twin/base64.h"
 #include "unit.h"
 
 static void check_decode(const char *in, const char *want)

@@ -1,6 +1,6 @@
 /* test_dispatch: handlers by event name without regard to case, and the unmatched fallback. */
-#include "dispatch.h"
-#include "follower.h"
+#include "twin/dispatch.h"
+#include "twin/follower.h"
 #include "unit.h"
 
 struct calls {

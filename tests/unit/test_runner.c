@@ -6,7 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runner.h"
+#include "twin/runner.h"
 #include "unit.h"
 
 static char trace[64];

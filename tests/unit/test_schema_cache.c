@@ -1,4 +1,5 @@
-/* test_schema_cache: local directory over fetch, one fetch per schema, negative caching. */
+/* test_schema_cache: local directory over fetch, one fetch per schema, negative caching, the
+ * retries of a fetch that failed for a passing reason. */
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -368,6 +369,88 @@ static void test_too_large(void)
     schema_cache_free(c);
 }
 
+/* A twin whose schema store fails its first fail_first fetches with err, then serves "long". */
+struct flaky {
+    int calls, fail_first, err;
+};
+
+static int flaky_fetch(void *u, const char *name, int version, char **ret_text, size_t *ret_len)
+{
+    struct flaky *f = u;
+
+    (void)name;
+    (void)version;
+    if (++f->calls <= f->fail_first)
+        return f->err;
+    *ret_text = strdup("\"long\"");
+    *ret_len = 6;
+    return *ret_text ? 0 : -ENOMEM;
+}
+
+struct waits {
+    int n, total_ms;
+    bool give_up;
+};
+
+static bool count_wait(void *u, int ms)
+{
+    struct waits *w = u;
+
+    w->n++;
+    w->total_ms += ms;
+    return w->give_up;
+}
+
+static void test_retrying(void)
+{
+    struct flaky f = {.fail_first = 2, .err = -EHOSTUNREACH};
+    struct waits w = {0};
+    struct schema_cache *c = NULL;
+    const struct event_schema *s = NULL;
+
+    CHECK_INT_EQ(schema_cache_new(NULL, flaky_fetch, &f, &c), 0);
+
+    /* A blip: two failed fetches, then the schema, after waits of 0.1 and 0.4 s. */
+    CHECK_INT_EQ(schema_cache_get_retrying(c, "Blip", 1, count_wait, &w, &s), 0);
+    CHECK_INT_EQ(f.calls, 3);
+    CHECK_INT_EQ(w.n, 2);
+    CHECK_INT_EQ(w.total_ms, 500);
+    CHECK_INT_EQ(decode_small(s, 0x02), 1);
+    schema_cache_put(c, s);
+
+    /* A store that stays down: four tries more, then one fetch a call for a while. */
+    f = (struct flaky){.fail_first = 1000, .err = -EHOSTUNREACH};
+    w = (struct waits){0};
+    CHECK_INT_EQ(schema_cache_get_retrying(c, "Down", 1, count_wait, &w, &s), -EHOSTUNREACH);
+    CHECK_INT_EQ(f.calls, 5);
+    CHECK_INT_EQ(w.n, 4);
+    CHECK_INT_EQ(w.total_ms, 3500);
+    CHECK_INT_EQ(schema_cache_get_retrying(c, "Down", 1, count_wait, &w, &s), -EHOSTUNREACH);
+    CHECK_INT_EQ(f.calls, 6);
+    CHECK_INT_EQ(w.n, 4);
+    /* another version is another schema: it gets its tries */
+    CHECK_INT_EQ(schema_cache_get_retrying(c, "Down", 2, count_wait, &w, &s), -EHOSTUNREACH);
+    CHECK_INT_EQ(w.n, 8);
+
+    /* Not tried again: a timeout, a schema that does not exist. */
+    f = (struct flaky){.fail_first = 1000, .err = -ETIMEDOUT};
+    w = (struct waits){0};
+    CHECK_INT_EQ(schema_cache_get_retrying(c, "Slow", 1, count_wait, &w, &s), -ETIMEDOUT);
+    f.err = -ENOENT;
+    CHECK_INT_EQ(schema_cache_get_retrying(c, "Gone", 1, count_wait, &w, &s), -ENOENT);
+    CHECK_INT_EQ(f.calls, 2);
+    CHECK_INT_EQ(w.n, 0);
+
+    /* A caller that is stopping gives up at its first wait. */
+    f = (struct flaky){.fail_first = 1000, .err = -ECONNRESET};
+    w = (struct waits){.give_up = true};
+    CHECK_INT_EQ(schema_cache_get_retrying(c, "Stop", 1, count_wait, &w, &s), -ECONNRESET);
+    CHECK_INT_EQ(f.calls, 1);
+    CHECK_INT_EQ(w.n, 1);
+
+    schema_cache_free(c);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/test_schema_cache.XXXXXX");
@@ -377,6 +460,7 @@ int main(void)
     RUN(test_bounded_by_bytes);
     RUN(test_too_large);
     RUN(test_dir_and_fetch);
+    RUN(test_retrying);
     {
         char cmd[128];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "t2_stream.h"
+#include "twin/t2_stream.h"
 #include "twin_client.h"
 #include "unit.h"
 

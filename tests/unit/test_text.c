@@ -1,5 +1,5 @@
 /* test_text: escaping of control characters and bytes that are not UTF-8, and cutting. */
-#include "text.h"
+#include "twin/text.h"
 #include "unit.h"
 
 static void check(const char *in, size_t len, unsigned flags, const char *want)
@@ -58,10 +58,24 @@ static void test_cut(void)
     CHECK_STR_EQ(out, "");
 }
 
+static void test_is_utf8(void)
+{
+    CHECK(text_is_utf8("", 0));
+    CHECK(text_is_utf8("plain", 5));
+    CHECK(text_is_utf8("gr\xc3\xbc\xf0\x9f\x98\x80", 8));
+    CHECK(text_is_utf8("nul\0in", 6));       /* NUL is a character; names are C strings anyway */
+    CHECK(!text_is_utf8("\xc0\xaf", 2));     /* overlong '/' */
+    CHECK(!text_is_utf8("\xed\xa0\x80", 3)); /* surrogate */
+    CHECK(!text_is_utf8("\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
+    CHECK(!text_is_utf8("ok\xe6\x97", 4));       /* truncated */
+    CHECK(!text_is_utf8("\x80", 1));
+}
+
 int main(void)
 {
     RUN(test_controls);
     RUN(test_utf8);
     RUN(test_cut);
+    RUN(test_is_utf8);
     return 0;
 }

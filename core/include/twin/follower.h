@@ -28,7 +28,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <jansson.h>
-#include "twin_error.h"
+#include "twin/defaults.h"
+#include "twin/twin_error.h"
 
 struct follower;
 struct t2_stream;
@@ -92,15 +93,17 @@ struct follower_config {
     const char *tracker_path; /* required */
     const char *schema_dir;   /* NULL: schemas only from the twin */
     bool t2_enabled;
-    double t2_timeout_s;        /* 0 means 10 */
-    unsigned max_pending;       /* 0 means 10000 */
-    uint64_t max_pending_bytes; /* 0 means 256 MiB; one event is let through whatever its size */
+    double t2_timeout_s;        /* 0 means TWIN_DEFAULT_T2_TIMEOUT_S (twin/defaults.h) */
+    unsigned max_pending;       /* 0 means TWIN_DEFAULT_MAX_PENDING */
+    uint64_t max_pending_bytes; /* 0: TWIN_DEFAULT_MAX_PENDING_BYTES; one event passes whatever its
+                                   size */
     enum follower_start start;  /* only matters for a new tracker */
-    double heartbeat_timeout_s; /* 0 means 15 */
-    double reconnect_max_s;     /* cap of the backoff; 0 means 5 */
-    size_t max_record_bytes;    /* longest stream line accepted; 0 means 16 MiB */
-    /* Largest event file with its data decoded (the rendered JSON); 0 means 64 MiB. An event
-     * whose data renders larger is shown with data_b64 and error (about its line's size). */
+    double heartbeat_timeout_s; /* 0 means TWIN_DEFAULT_HEARTBEAT_TIMEOUT_S */
+    double reconnect_max_s;     /* cap of the backoff; 0 means TWIN_DEFAULT_RECONNECT_MAX_S */
+    size_t max_record_bytes;    /* longest stream line; 0 means TWIN_DEFAULT_MAX_RECORD_BYTES */
+    /* Largest event file with its data decoded (the rendered JSON); 0 means
+     * TWIN_DEFAULT_MAX_EVENT_BYTES. An event whose data renders larger is shown with data_b64 and
+     * error (about its line's size). */
     size_t max_event_bytes;
 };
 
@@ -109,11 +112,21 @@ struct follower_config {
 int follower_new(const struct follower_config *cfg, const struct follower_callbacks *cb,
                  struct follower **ret);
 
+/* Checks tracker_path against the rules the tracker holds its journal and the directories on
+ * the way to it to (docs/follower.md, "Acks and the tracker") without creating anything. Returns 0
+ * (also when the journal does not exist yet), or -EPERM (or the errno of the step that failed) with
+ * why set to "PATH: reason"; for the message after follower_new failed with -EPERM. */
+int follower_check_tracker(const char *tracker_path, char *why, size_t why_size);
+
 /* Takes the snapshot (GET /v1/assets, on_asset_created for each asset, on this thread), then
- * starts the stream thread. Returns 0, or the snapshot's error: -EHOSTUNREACH (no twin
- * there), -EPERM (token refused), -ETIMEDOUT, -EPROTO (not a twin, or its head is beyond
- * 2^53 - 1); or -ESTALE when the twin's log ends before the seq the tracker resumes after (a
- * twin reset or restored, or another twin's tracker: following it would skip records). */
+ * starts the stream thread. Returns 0, or the snapshot's error, classified like every failure
+ * of the link (twin_error.h): -EHOSTUNREACH (no twin there), -ECONNRESET (the connection was
+ * dropped before the answer was complete), -EKEYREJECTED (TLS: the twin's certificate failed
+ * verification), -EPERM (token refused, 401), -ETIMEDOUT, -EPROTO (not a twin: not HTTP, not
+ * the protocol, another TLS failure, or a head beyond 2^53 - 1); the errno of twin_error_from_http
+ * for another error status; -ESTALE when the twin's log ends before the seq the tracker resumes
+ * after (a twin reset or restored, or another twin's tracker: following it would skip records);
+ * -ENOMEM. */
 int follower_start(struct follower *f);
 
 /* Stops the stream thread and flushes the tracker. Idempotent. */

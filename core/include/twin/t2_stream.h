@@ -12,13 +12,14 @@
 #pragma once
 #include <stddef.h>
 #include <sys/types.h>
-#include "twin_error.h"
+#include "twin/defaults.h"
+#include "twin/twin_error.h"
 
 struct t2_stream;
 struct twin_client;
 
 /* Bound on concurrent streams across the process; past it open fails with -EMFILE. */
-#define T2_STREAM_MAX_OPEN 4096
+#define T2_STREAM_MAX_OPEN TWIN_MAX_T2_OPEN
 /* Bytes curl reads from the socket at once; also the bound on the bytes a stream keeps past the
  * end of a reader's buffer. */
 #define T2_STREAM_BUFFER ((size_t)512 * 1024)

@@ -5,6 +5,7 @@
  * that are not part of valid UTF-8 become "\xNN", so such text can neither start a line of its
  * own nor send a terminal an escape sequence. Everything else is kept as it is. */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 
 /* text_escape flags. */
@@ -13,6 +14,9 @@
 /* The length of the valid UTF-8 sequence at s (n bytes available): 1 to 4, or 0 when the bytes
  * there are not UTF-8 (truncated, overlong, a surrogate, above U+10FFFF). */
 size_t text_utf8_len(const unsigned char *s, size_t n);
+
+/* True if s[0..len) is valid UTF-8 throughout (text_utf8_len's rules). */
+bool text_is_utf8(const char *s, size_t len);
 
 /* Writes the escaped form of in[0..len) into out, NUL-terminated; out_size must be at least 1.
  * When out is too small the text is cut between two characters or escapes, never inside one.

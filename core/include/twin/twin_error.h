@@ -1,7 +1,10 @@
-/* twin_error: the failures of the twin protocol and the one table that maps each to an errno.
+/* twin_error: the failures of the twin protocol and of the link to it, and the one table that
+ * maps each to an errno.
  *
- * Every other module returns 0 or a negative errno; this is where a protocol failure
- * (an HTTP status plus the JSON error code and T2 reason) becomes one. */
+ * Every other module returns 0 or a negative errno; this is where a failure (an HTTP status
+ * plus the JSON error code and T2 reason, or a transport failure) becomes one. Every call of
+ * core that talks to the twin classifies its failure here, so one failure has one errno
+ * wherever it happens (the snapshot, a schema fetch, the stream, a T2 request). */
 #pragma once
 
 enum twin_error {
@@ -16,6 +19,11 @@ enum twin_error {
     TWIN_CUT,              /* response cut after the first byte      -> EIO */
     TWIN_UNAUTHORIZED,     /* 401: bad or missing token              -> EPERM */
     TWIN_FAILED,           /* anything else the twin got wrong       -> EPROTO */
+    TWIN_CERT_REJECTED,    /* TLS: the twin's certificate failed verification (untrusted
+                              issuer, wrong host name, expired)      -> EKEYREJECTED */
+    TWIN_LINK_LOST,        /* the connection broke or was closed before the answer was
+                              complete, or a stream ended            -> ECONNRESET */
+    TWIN_NO_MEMORY,        /* out of memory on our side              -> ENOMEM */
 };
 
 /* The positive errno for e (0 for TWIN_OK). */
