@@ -48,4 +48,3 @@ void follower_advance_watermark(struct follower *f);
 /* Starts the stream thread, resuming after seq after; head is the snapshot's. Returns 0 or the
  * error of stream_start. */
 int follower_stream_start(struct follower *f, uint64_t after, uint64_t head);
-

@@ -32,8 +32,8 @@ int twinfs_new(const struct twinfs_options *opt, twinfs_log_fn log, struct twinf
     fs->opt.mountpoint = fs->mountpoint;
     fs->uid = getuid();
     fs->gid = getgid();
-    fs->entry_timeout = opt->entry_timeout_s > 0 ? opt->entry_timeout_s
-                                                : TWIN_DEFAULT_ENTRY_TIMEOUT_S;
+    fs->entry_timeout =
+        opt->entry_timeout_s > 0 ? opt->entry_timeout_s : TWIN_DEFAULT_ENTRY_TIMEOUT_S;
     if (!fs->opt.max_t2_open)
         fs->opt.max_t2_open = TWIN_DEFAULT_MAX_T2_OPEN;
     r = t2_files_init(fs);

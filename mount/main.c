@@ -229,8 +229,7 @@ static int start_error(const struct mount_options *o, int r)
                     o->url);
     case -EPROTO:
         return fail(MOUNT_EXIT_FAILURE,
-                    "%s: not a twin (no protocol answer to GET /v1/assets, or TLS failed)",
-                    o->url);
+                    "%s: not a twin (no protocol answer to GET /v1/assets, or TLS failed)", o->url);
     case -ESTALE:
         return fail(MOUNT_EXIT_FAILURE,
                     "%s: the twin's log ends before what tracker=%s has handled: the twin was "
