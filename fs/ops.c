@@ -172,7 +172,7 @@ void ops_reply_materialized(struct twinfs *fs, fuse_req_t req, struct node *n)
     int err = 0;
 
     if (n && tree_show(&fs->tree, n) == 0) {
-        n->nlookup++;
+        tree_lookup_ref(&fs->tree, n);
         ops_fill_entry(fs, n, &e);
     } else {
         err = n ? EEXIST : ENOENT;
@@ -217,7 +217,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     if (!p)
         err = ENOENT;
     if (n) {
-        n->nlookup++;
+        tree_lookup_ref(&fs->tree, n);
         ops_fill_entry(fs, n, &e);
     }
     pthread_mutex_unlock(&fs->tree.lock);

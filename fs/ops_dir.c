@@ -51,7 +51,7 @@ static bool add_entry(struct twinfs *fs, fuse_req_t req, char *buf, size_t size,
         if (need > size - *used)
             return false;
         if (!dot)
-            n->nlookup++;
+            tree_lookup_ref(&fs->tree, n);
     } else {
         struct stat st;
         ops_fill_attr(fs, n, &st);

@@ -179,13 +179,9 @@ void t2_file_open(struct twinfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse
     text_escape(ct, strlen(ct), escaped, sizeof(escaped), TEXT_ESCAPE_ASCII);
     char *mime = strdup(escaped);
     pthread_mutex_lock(&fs->tree.lock);
-    if (mime) {
-        free(n->mime);
-        n->mime = mime;
-        mime = NULL;
-    }
+    if (mime)
+        tree_set_mime(&fs->tree, n, mime);
     pthread_mutex_unlock(&fs->tree.lock);
-    free(mime);
     fi->fh = (uintptr_t)h;
     fi->direct_io = 1;   /* the size is unknown until the end */
     fi->nonseekable = 1; /* a stream: reads go forward only */

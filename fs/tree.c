@@ -241,6 +241,19 @@ static void unlink_node(struct tree *t, struct node *n)
     tree_maybe_free(t, n);
 }
 
+void tree_lookup_ref(struct tree *t, struct node *node)
+{
+    (void)t;
+    node->nlookup++;
+}
+
+void tree_set_mime(struct tree *t, struct node *node, char *mime)
+{
+    (void)t;
+    free(node->mime);
+    node->mime = mime;
+}
+
 void tree_forget(struct tree *t, struct node *node, uint64_t n)
 {
     node->nlookup = node->nlookup > n ? node->nlookup - n : 0;

@@ -130,6 +130,12 @@ struct node *tree_get(struct tree *t, uint64_t ino);
 /* The named child of parent (any state), or NULL. */
 struct node *tree_find_child(struct tree *t, const struct node *parent, const char *name);
 
+/* Counts one more lookup the kernel holds on node (an entry replied). Lock held. */
+void tree_lookup_ref(struct tree *t, struct node *node);
+
+/* Sets a T2 file node's mime (steals mime, a malloc'd string). Lock held. */
+void tree_set_mime(struct tree *t, struct node *node, char *mime);
+
 /* Drops n nlookups (forget); frees the node when nothing holds it any more. */
 void tree_forget(struct tree *t, struct node *node, uint64_t n);
 
