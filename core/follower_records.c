@@ -62,8 +62,9 @@ static void on_bad_record(void *userdata, uint64_t seq, const char *reason)
         follower_notice(f, -EBADMSG, "stream: bad record skipped: %s", reason);
 }
 
-/* A record that needs no ack. Lock held. */
-static void handled(struct follower *f, uint64_t seq)
+/* Passes a record that needs no ack (an asset record, an acked or unwanted event): the window
+ * and the watermark move past it. Lock held. */
+static void move_past_record(struct follower *f, uint64_t seq)
 {
     pending_advance(f->pending, seq);
     follower_advance_watermark(f);
@@ -111,7 +112,7 @@ static int on_asset_record(struct follower *f, const struct record *rec)
             }
         }
     }
-    handled(f, rec->seq);
+    move_past_record(f, rec->seq);
     pthread_mutex_unlock(&f->lock);
     if (call && rec->kind == RECORD_ASSET_CREATED && f->cb.on_asset_created)
         f->cb.on_asset_created(f->cb.userdata, rec->asset);
@@ -260,7 +261,7 @@ static bool event_wanted(struct follower *f, const struct record *rec)
     if (rec->seq > pending_last_seq(f->pending)) {
         wanted = asset_table_key(f->assets, rec->asset) && !tracker_is_acked(f->tracker, rec->seq);
         if (!wanted)
-            handled(f, rec->seq);
+            move_past_record(f, rec->seq);
     }
     pthread_mutex_unlock(&f->lock);
     return wanted;
@@ -295,7 +296,7 @@ static int on_event_record(struct follower *f, const struct record *rec)
     }
     key = asset_table_key(f->assets, rec->asset);
     if (!key) {
-        handled(f, rec->seq);
+        move_past_record(f, rec->seq);
         pthread_mutex_unlock(&f->lock);
         prepared_done(&prep);
         return 0;
@@ -305,7 +306,7 @@ static int on_event_record(struct follower *f, const struct record *rec)
      * hold a slot of the window (and the watermark) for good. */
     uint64_t prev;
     if (asset_table_last_offset(f->assets, rec->asset, &prev) && rec->offset <= prev) {
-        handled(f, rec->seq);
+        move_past_record(f, rec->seq);
         f->st.bad_records++;
         pthread_mutex_unlock(&f->lock);
         prepared_done(&prep);
