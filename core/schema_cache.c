@@ -5,7 +5,7 @@
  * per thread, the bytes and blocks it holds, so the difference across one event_schema_parse
  * is that schema's share. Schemas are kept in least-recently-used order within a byte and a
  * count bound; one that alone exceeds the byte bound is refused, like text over
- * MAX_SCHEMA_BYTES. A schema handed out stays valid until given back (a refcount), even if
+ * SCHEMA_MAX_TEXT_BYTES. A schema handed out stays valid until given back (a refcount), even if
  * it is evicted meanwhile: then it goes at the last schema_cache_put. */
 #include "schema_cache.h"
 
@@ -31,9 +31,6 @@
 #define NBUCKETS        1024
 #define MAX_NEGATIVE    4096 /* remembered failures; they expire */
 #define NEGATIVE_TTL_NS (5ULL * 1000 * 1000 * 1000)
-/* Schema text, local or fetched. Parsing holds up to about 35x the text (unions of arrays,
- * measured), so this also bounds the memory one parse takes before its size is known. */
-#define MAX_SCHEMA_BYTES ((size_t)1024 * 1024)
 /* Freeing this much gives the memory back to the system at once (malloc_trim): a schema is
  * many small blocks that would otherwise stay in malloc's free lists, in the RSS. */
 #define TRIM_BYTES     ((size_t)1024 * 1024)
@@ -335,7 +332,7 @@ static int read_local(const char *dir, const char *name, int version, char **ret
         r = -EINVAL;
         goto out;
     }
-    if ((uint64_t)st.st_size > MAX_SCHEMA_BYTES) {
+    if ((uint64_t)st.st_size > SCHEMA_MAX_TEXT_BYTES) {
         r = -EFBIG;
         goto out;
     }
@@ -390,7 +387,7 @@ static int load(struct schema_cache *c, const char *name, int version, struct ev
         if (!text)
             return -EPROTO;
     }
-    if (len > MAX_SCHEMA_BYTES) {
+    if (len > SCHEMA_MAX_TEXT_BYTES) {
         free(text);
         return -EFBIG;
     }

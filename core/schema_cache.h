@@ -12,6 +12,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* The longest schema text, local or fetched (the fetch stops reading past it). Parsing holds up
+ * to about 35x the text (unions of arrays, measured), so this also bounds the memory one parse
+ * takes before its size is known. */
+#define SCHEMA_MAX_TEXT_BYTES      ((size_t)1024 * 1024)
 #define SCHEMA_CACHE_DEFAULT_BYTES ((size_t)64 * 1024 * 1024)
 #define SCHEMA_CACHE_DEFAULT_COUNT ((size_t)4096)
 

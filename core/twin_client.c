@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "schema_cache.h"
 #include "twin_transfer.h"
 
 /* Bounds on what the twin may send us in one answer (the asset list is the biggest). */
@@ -238,6 +239,7 @@ fail:
 struct answer {
     char *data;
     size_t len, cap;
+    size_t max; /* the most bytes kept; past it the transfer stops */
     bool too_big;
 };
 
@@ -245,7 +247,7 @@ static size_t answer_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     struct answer *a = userdata;
     size_t n = size * nmemb;
-    if (a->len + n > MAX_ANSWER_BYTES) {
+    if (n > a->max - a->len) {
         a->too_big = true;
         return 0;
     }
@@ -265,12 +267,13 @@ static size_t answer_write(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-/* GET base+path on the shared handle. On 0, *ret_body is NUL-terminated (caller frees).
- * *ret_status is the answer's HTTP status (0 if none came), also on failure. */
-static int client_get(struct twin_client *c, const char *path, char **ret_body, size_t *ret_len,
-                      long *ret_status)
+/* GET base+path on the shared handle, reading at most max bytes of answer (-EFBIG past them).
+ * On 0, *ret_body is NUL-terminated (caller frees). *ret_status is the answer's HTTP status (0
+ * if none came), also on failure. */
+static int client_get(struct twin_client *c, const char *path, size_t max, char **ret_body,
+                      size_t *ret_len, long *ret_status)
 {
-    struct answer a = {0};
+    struct answer a = {.max = max};
     char *url;
     size_t len = strlen(c->url) + strlen(path) + 1;
     long status = 0;
@@ -307,7 +310,7 @@ static int client_get(struct twin_client *c, const char *path, char **ret_body, 
     curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, NULL);
     *ret_status = status;
     /* The GET calls classify by status alone: their error bodies carry nothing T2's do. */
-    r = a.too_big ? -EPROTO : -twin_error_errno(twin_error_from_transfer(rc, status, NULL, NULL));
+    r = a.too_big ? -EFBIG : -twin_error_errno(twin_error_from_transfer(rc, status, NULL, NULL));
 out_unlock:
     pthread_mutex_unlock(&c->lock);
     free(url);
@@ -331,9 +334,9 @@ int twin_client_get_assets(struct twin_client *c, json_t **ret)
     size_t len;
     json_t *root, *head, *assets;
     long status;
-    int r = client_get(c, "/v1/assets", &body, &len, &status);
+    int r = client_get(c, "/v1/assets", MAX_ANSWER_BYTES, &body, &len, &status);
     if (r < 0)
-        return r;
+        return r == -EFBIG ? -EPROTO : r; /* no twin's snapshot is that large */
     root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
     free(body);
     if (!root)
@@ -366,7 +369,7 @@ int twin_client_get_schema(struct twin_client *c, const char *name, int version,
     if (n < 0 || (size_t)n >= sizeof(path))
         return -EINVAL;
     long status;
-    r = client_get(c, path, &body, &len, &status);
+    r = client_get(c, path, SCHEMA_MAX_TEXT_BYTES, &body, &len, &status);
     if (r < 0)
         return status == 404 ? -ENOENT : r; /* this endpoint's 404: no such schema */
     *ret_text = body;

@@ -28,7 +28,8 @@ void twin_client_free(struct twin_client *c);
  * answer, a 404 included). */
 int twin_client_get_assets(struct twin_client *c, json_t **ret);
 
-/* GET /v1/schemas/{name}/{version}. Same errors, but a 404 is -ENOENT (no such schema). Matches
+/* GET /v1/schemas/{name}/{version}. Same errors, but a 404 is -ENOENT (no such schema), and a
+ * text longer than SCHEMA_MAX_TEXT_BYTES is -EFBIG, read no further than that. Matches
  * schema_fetch_fn with the client as userdata (see twin_client_schema_fetch). */
 int twin_client_get_schema(struct twin_client *c, const char *name, int version, char **ret_text,
                            size_t *ret_len);

@@ -5,12 +5,14 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "canned_server.h"
+#include "schema_cache.h"
 #include "twin_client.h"
 #include "unit.h"
 
@@ -161,10 +163,42 @@ static void test_mapping(void)
     canned_server_stop(&s);
 }
 
+/* A schema answer longer than SCHEMA_MAX_TEXT_BYTES is refused while it streams in: the client
+ * never holds more than that, whatever the twin sends. */
+static void test_schema_too_large(void)
+{
+    size_t body = SCHEMA_MAX_TEXT_BYTES + 1;
+    char head[128];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n", body);
+    char *big = malloc((size_t)n + body + 1);
+    CHECK(big != NULL);
+    memcpy(big, head, (size_t)n);
+    memset(big + n, ' ', body);
+    big[(size_t)n + body] = '\0';
+    const char *const answers[] = {big};
+    signal(SIGPIPE, SIG_IGN); /* the client stops reading mid-answer */
+    struct canned_server s;
+    canned_server_start(&s, answers, 1);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", s.port);
+    struct twin_client_config cfg = {.url = url, .timeout_ms = 2000};
+    struct twin_client *c;
+    CHECK_INT_EQ(twin_client_new(&cfg, &c), 0);
+    char *text = NULL;
+    size_t len = 0;
+    CHECK_INT_EQ(twin_client_get_schema(c, "Big", 1, &text, &len), -EFBIG);
+    CHECK(text == NULL);
+    twin_client_free(c);
+    canned_server_stop(&s);
+    free(big);
+}
+
 int main(void)
 {
     RUN(test_urls);
     RUN(test_unreachable);
     RUN(test_mapping);
+    RUN(test_schema_too_large);
     return 0;
 }
