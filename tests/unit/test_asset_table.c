@@ -16,16 +16,6 @@ static struct {
     uint64_t last;
 } model[IDS];
 
-static uint64_t rnd_state = 88172645463325252ULL;
-
-static uint64_t rnd(uint64_t n)
-{
-    rnd_state ^= rnd_state << 13;
-    rnd_state ^= rnd_state >> 7;
-    rnd_state ^= rnd_state << 17;
-    return rnd_state % n;
-}
-
 static void id_of(unsigned i, char *buf, size_t size)
 {
     snprintf(buf, size, "asset-%u", i);
@@ -57,9 +47,9 @@ static void test_model(void)
 
     CHECK(t != NULL);
     for (int step = 0; step < 200000; step++) {
-        unsigned i = (unsigned)rnd(IDS);
+        unsigned i = (unsigned)unit_rand(IDS);
         id_of(i, id, sizeof(id));
-        switch (rnd(8)) {
+        switch (unit_rand(8)) {
         case 0:
         case 1:
         case 2: { /* add */
@@ -90,7 +80,7 @@ static void test_model(void)
             model[i].delivered = false;
             break;
         default: { /* deliver */
-            uint64_t off = rnd(1u << 20);
+            uint64_t off = unit_rand(1u << 20);
             asset_table_set_last_offset(t, id, off);
             if (model[i].key) {
                 model[i].delivered = true;

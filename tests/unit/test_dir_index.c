@@ -12,16 +12,6 @@
 
 static void *model[UNIVERSE];
 
-static uint64_t rnd_state = 88172645463325252ULL;
-
-static uint64_t rnd(uint64_t n)
-{
-    rnd_state ^= rnd_state << 13;
-    rnd_state ^= rnd_state >> 7;
-    rnd_state ^= rnd_state << 17;
-    return rnd_state % n;
-}
-
 static void *ptr_of(uint64_t key)
 {
     return (void *)(uintptr_t)(key * 16 + 8); /* never NULL, distinct per key */
@@ -82,9 +72,9 @@ static void test_random_against_model(void)
         int pattern = round % 3;
         uint64_t head = 0, tail = 0;
         for (int op = 0; op < 4000; op++) {
-            bool add = rnd(100) < (pattern == 2 ? 50 : 60);
+            bool add = unit_rand(100) < (pattern == 2 ? 50 : 60);
             if (pattern == 2) {
-                uint64_t k = rnd(UNIVERSE);
+                uint64_t k = unit_rand(UNIVERSE);
                 if (add)
                     apply_insert(l, k);
                 else
@@ -94,7 +84,7 @@ static void test_random_against_model(void)
             } else if (pattern == 0 && head < tail) {
                 apply_remove(l, head++);
             } else if (tail > 0) {
-                apply_remove(l, rnd(tail));
+                apply_remove(l, unit_rand(tail));
             }
             if (op % 500 == 499)
                 check_against_model(l);

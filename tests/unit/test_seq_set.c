@@ -10,16 +10,6 @@
 
 static bool model[UNIVERSE + 2];
 
-static uint64_t rnd_state = 88172645463325252ULL;
-
-static uint64_t rnd(uint64_t n)
-{
-    rnd_state ^= rnd_state << 13;
-    rnd_state ^= rnd_state >> 7;
-    rnd_state ^= rnd_state << 17;
-    return rnd_state % n;
-}
-
 struct walk {
     uint64_t last_hi;
     size_t ranges;
@@ -74,8 +64,8 @@ static void test_random_against_model(void)
             } else if (pattern == 1) { /* descending */
                 lo = hi = UNIVERSE - (uint64_t)op * 2 % UNIVERSE;
             } else {
-                lo = 1 + rnd(UNIVERSE);
-                hi = lo + (rnd(4) == 0 ? rnd(200) : 0);
+                lo = 1 + unit_rand(UNIVERSE);
+                hi = lo + (unit_rand(4) == 0 ? unit_rand(200) : 0);
                 if (hi > UNIVERSE)
                     hi = UNIVERSE;
             }
@@ -86,8 +76,8 @@ static void test_random_against_model(void)
             CHECK_INT_EQ(seq_set_add(s, lo, hi), 0);
             for (uint64_t i = lo; i <= hi; i++)
                 model[i] = true;
-            if (pattern == 3 && rnd(100) == 0) {
-                dropped += rnd(400);
+            if (pattern == 3 && unit_rand(100) == 0) {
+                dropped += unit_rand(400);
                 seq_set_drop_through(s, dropped);
                 for (uint64_t i = 1; i <= dropped && i <= UNIVERSE; i++)
                     model[i] = false;

@@ -25,16 +25,6 @@ struct masset {
 static struct masset model[ASSETS];
 static uint64_t created;
 
-static uint64_t rnd_state = 88172645463325252ULL;
-
-static uint64_t rnd(uint64_t n)
-{
-    rnd_state ^= rnd_state << 13;
-    rnd_state ^= rnd_state >> 7;
-    rnd_state ^= rnd_state << 17;
-    return rnd_state % n;
-}
-
 static void asset_name(int i, char *buf, size_t size)
 {
     snprintf(buf, size, "asset-%d", i);
@@ -197,9 +187,9 @@ static void test_random_against_model(void)
         CHECK_INT_EQ(tree_init(&t), 0);
         memset(model, 0, sizeof(model));
         for (int op = 0; op < 3000; op++) {
-            int i = (int)rnd(ASSETS);
-            uint64_t off = rnd(OFFSETS);
-            uint64_t what = rnd(100);
+            int i = (int)unit_rand(ASSETS);
+            uint64_t off = unit_rand(OFFSETS);
+            uint64_t what = unit_rand(100);
             if (what < 3)
                 drop(&t, i);
             else if (what < 8)

@@ -1,6 +1,7 @@
 /* unit.h: the few macros the C unit tests share. A failed check prints where and exits 1. */
 #pragma once
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,3 +38,15 @@
         fprintf(stderr, "-- %s\n", #test);                                                         \
         test();                                                                                    \
     } while (0)
+
+/* A deterministic pseudo-random number below n (xorshift64, fixed seed): model-based tests
+ * replay the same steps on every run. */
+static inline uint64_t unit_rand(uint64_t n)
+{
+    static uint64_t state = 88172645463325252ULL;
+
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state % n;
+}
