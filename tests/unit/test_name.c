@@ -112,6 +112,19 @@ static void test_shown_limits(void)
     memcpy(id + 250, "\xc2\x85", 3);
     CHECK_INT_EQ(twin_name_shown(id, buf, sizeof(buf)), -ENAMETOOLONG);
 
+    /* The limit holds whatever size the caller offers. */
+    {
+        char big[2 * TWIN_NAME_MAX];
+
+        memset(id, 'x', TWIN_NAME_MAX);
+        id[TWIN_NAME_MAX] = 'x';
+        id[TWIN_NAME_MAX + 1] = '\0';
+        CHECK_INT_EQ(twin_name_shown(id, big, sizeof(big)), -ENAMETOOLONG);
+        memset(id, '/', 86);
+        id[86] = '\0';
+        CHECK_INT_EQ(twin_name_shown(id, big, sizeof(big)), -ENAMETOOLONG);
+    }
+
     /* size: the form and its NUL must fit; on failure buf is untouched. */
     CHECK_INT_EQ(twin_name_shown("a\nb", buf, 6), 5);
     CHECK_STR_EQ(buf, "a%0Ab");
@@ -166,6 +179,13 @@ static void test_unshown(void)
     shown[TWIN_NAME_MAX] = '\0';
     CHECK_INT_EQ(twin_name_unshown(shown, buf, sizeof(buf)), TWIN_NAME_MAX);
     CHECK_INT_EQ(twin_name_unshown(shown, buf, TWIN_NAME_MAX), -ENAMETOOLONG);
+    {
+        char big[2 * TWIN_NAME_MAX + 2];
+
+        memset(big, 'x', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        CHECK_INT_EQ(twin_name_unshown(big, buf, sizeof(buf)), -ENAMETOOLONG);
+    }
     CHECK_INT_EQ(twin_name_unshown("a%0Ab", buf, 4), 3);
     CHECK_STR_EQ(buf, "a\nb");
     CHECK_INT_EQ(twin_name_unshown("a%0Ab", buf, 3), -ENAMETOOLONG);
