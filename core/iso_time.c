@@ -134,7 +134,7 @@ int iso_time_parse(const char *s, struct timespec *ret)
         return -EINVAL;
     if (sec == 60)
         sec = 59;
-    t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off;
+    t = days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + sec - off;
     if (t < 0)
         return -EINVAL;
     ret->tv_sec = (time_t)t;
