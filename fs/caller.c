@@ -26,6 +26,7 @@ struct caller {
     size_t count;          /* calls in the batch */
     size_t used;           /* bytes of msg */
     uint64_t ino[CALLER_BATCH_MAX];
+    unsigned tag[CALLER_BATCH_MAX];
     size_t path_at[CALLER_BATCH_MAX]; /* where each call's path starts in msg */
     char msg[BATCH_BYTES];
 };
@@ -68,7 +69,7 @@ static int walk(int root, const char *path, size_t len, int *ret_fd)
     return 0;
 }
 
-/* The directory of the batch's last call: a batch's events mostly share one, and the walk to
+/* The directory of a batch's last call: a batch's events mostly share one, and the walk to
  * it costs three opens. Only within a batch: a deleted asset first sends what is batched. */
 struct dir_cache {
     int fd; /* -1: none */
@@ -76,34 +77,79 @@ struct dir_cache {
     char path[512];
 };
 
-/* Makes one call, path relative to root; the directories on the way are walked (walk) or
- * found in dc. Returns 0 or an errno. Async-signal-safe. */
-static int call_at(int root, char op, const char *path, struct dir_cache *dc)
+/* Opens the directory of path (relative to root; root itself for a name alone), walked (walk)
+ * or found in dc, and points *ret_name at the last component. Returns 0 (*ret_dir set, owned
+ * by dc or root) or an errno. Async-signal-safe. */
+static int dir_of(int root, const char *path, struct dir_cache *dc, int *ret_dir,
+                  const char **ret_name)
 {
     const char *slash = strrchr(path, '/');
     const char *name = slash ? slash + 1 : path;
     size_t dir_len = slash ? (size_t)(slash - path) : 0;
-    int dir = root;
 
     if (!component_ok(name, strlen(name)))
         return EINVAL;
-    if (dir_len > 0) {
-        if (dir_len > sizeof(dc->path))
-            return ENAMETOOLONG;
-        if (dc->fd < 0 || dc->len != dir_len || memcmp(dc->path, path, dir_len) != 0) {
-            int fd = -1, err = walk(root, path, dir_len, &fd);
-            if (err)
-                return err;
-            if (dc->fd >= 0)
-                close(dc->fd);
-            dc->fd = fd;
-            dc->len = dir_len;
-            memcpy(dc->path, path, dir_len);
-        }
-        dir = dc->fd;
+    *ret_name = name;
+    *ret_dir = root;
+    if (dir_len == 0)
+        return 0;
+    if (dir_len > sizeof(dc->path))
+        return ENAMETOOLONG;
+    if (dc->fd < 0 || dc->len != dir_len || memcmp(dc->path, path, dir_len) != 0) {
+        int fd = -1, err = walk(root, path, dir_len, &fd);
+        if (err)
+            return err;
+        if (dc->fd >= 0)
+            close(dc->fd);
+        dc->fd = fd;
+        dc->len = dir_len;
+        memcpy(dc->path, path, dir_len);
     }
-    int r = op == 'd' ? mkdirat(dir, name, 0555) : mknodat(dir, name, S_IFREG | 0444, 0);
-    return r < 0 ? errno : 0;
+    *ret_dir = dc->fd;
+    return 0;
+}
+
+/* Opens name in dir with flags and closes it: a close after a write open is what fires
+ * IN_CLOSE_WRITE. Returns 0 or an errno. */
+static int open_close(int dir, const char *name, int flags)
+{
+    int fd = openat(dir, name, flags | O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0444);
+
+    if (fd < 0)
+        return errno;
+    close(fd);
+    return 0;
+}
+
+/* Makes one call, paths relative to root; dc[0] and dc[1] cache the directories of the first
+ * and of the second path. Returns 0 or an errno. Async-signal-safe. */
+static int call_at(int root, char op, const char *path, const char *path2, struct dir_cache *dc)
+{
+    const char *name, *name2;
+    int dir, dir2, err = dir_of(root, path, &dc[0], &dir, &name);
+
+    if (err)
+        return err;
+    switch (op) {
+    case CALLER_MKDIR:
+        return mkdirat(dir, name, 0555) < 0 ? errno : 0;
+    case CALLER_CREATE:
+        return open_close(dir, name, O_CREAT | O_EXCL);
+    case CALLER_LINK:
+        err = dir_of(root, path2, &dc[1], &dir2, &name2);
+        if (err)
+            return err;
+        if (linkat(dir, name, dir2, name2, 0) < 0)
+            return errno;
+        err = open_close(dir2, name2, 0);
+        return err == ENOENT ? 0 : err; /* acked already, through that name */
+    case CALLER_UNLINK:
+        return unlinkat(dir, name, 0) < 0 ? errno : 0;
+    case CALLER_RMDIR:
+        return unlinkat(dir, name, AT_REMOVEDIR) < 0 ? errno : 0;
+    default:
+        return EINVAL;
+    }
 }
 
 /* The descriptors the caller keeps, all others closed: its socket, and the parent of the
@@ -155,20 +201,28 @@ __attribute__((noreturn)) static void caller_main(int sock, pid_t daemon,
         /* Once per batch, not kept: an open descriptor on the mount would make the owner's
          * fusermount3 -u fail as busy. */
         int root = mount_ref_open_root(&ref);
-        struct dir_cache dc = {.fd = -1};
+        struct dir_cache dc[2] = {{.fd = -1}, {.fd = -1}};
         size_t at = 0, count = 0;
         while (count < CALLER_BATCH_MAX && at + 1 < (size_t)n) {
-            const char *path = msg + at + 1;
-            size_t len = 0;
-            while (at + 1 + len < (size_t)n && path[len])
-                len++;
+            char op = msg[at];
+            const char *path = msg + at + 1, *path2 = NULL;
+            size_t len = strnlen(path, (size_t)n - at - 1);
             if (at + 1 + len == (size_t)n)
                 break; /* no NUL: not a call the daemon sent */
-            errs[count++] = root < 0 ? -root : call_at(root, msg[at], path, &dc);
             at += len + 2;
+            if (op == CALLER_LINK) {
+                path2 = msg + at;
+                len = at < (size_t)n ? strnlen(path2, (size_t)n - at) : 0;
+                if (at + len >= (size_t)n)
+                    break;
+                at += len + 1;
+            }
+            errs[count++] = root < 0 ? -root : call_at(root, op, path, path2, dc);
         }
-        if (dc.fd >= 0)
-            close(dc.fd);
+        for (size_t i = 0; i < 2; i++) {
+            if (dc[i].fd >= 0)
+                close(dc[i].fd);
+        }
         if (root >= 0)
             close(root);
         if (send(sock, errs, count * sizeof(errs[0]), MSG_NOSIGNAL) < 0)
@@ -271,17 +325,22 @@ pid_t caller_pid(const struct caller *c)
     return atomic_load(&c->pid);
 }
 
-bool caller_add(struct caller *b, enum caller_op op, uint64_t ino, const char *path)
+bool caller_add(struct caller *b, enum caller_op op, uint64_t ino, unsigned tag, const char *path,
+                const char *path2)
 {
     size_t len = strlen(path);
+    size_t len2 = path2 ? strlen(path2) + 1 : 0;
 
-    if (b->count == CALLER_BATCH_MAX || b->used + len + 2 > sizeof(b->msg))
+    if (b->count == CALLER_BATCH_MAX || b->used + len + 2 + len2 > sizeof(b->msg))
         return false;
     b->msg[b->used] = (char)op;
     b->path_at[b->count] = b->used + 1;
     memcpy(b->msg + b->used + 1, path, len + 1);
+    if (path2)
+        memcpy(b->msg + b->used + len + 2, path2, len2);
     b->ino[b->count] = ino;
-    b->used += len + 2;
+    b->tag[b->count] = tag;
+    b->used += len + 2 + len2;
     b->count++;
     return true;
 }
@@ -323,6 +382,11 @@ enum caller_op caller_call_op(const struct caller *c, size_t i)
 uint64_t caller_call_ino(const struct caller *c, size_t i)
 {
     return c->ino[i];
+}
+
+unsigned caller_call_tag(const struct caller *c, size_t i)
+{
+    return c->tag[i];
 }
 
 const char *caller_call_path(const struct caller *c, size_t i)

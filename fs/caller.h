@@ -12,9 +12,10 @@
  * component at a time, refusing symlinks.
  *
  * Calls go in batches of up to CALLER_BATCH_MAX: one message holds each call's operation byte
- * then its path (relative to the mount's root) and its NUL; the answer is one int per call, 0
- * or an errno. A round trip costs two context switches, so the materializer sends a batch as
- * soon as its queue runs dry and a live event still goes alone and at once.
+ * then its path (relative to the mount's root) and its NUL, and for a link the new name's path
+ * and its NUL; the answer is one int per call, 0 or an errno. A round trip costs two context
+ * switches, so the materializer sends a batch as soon as its queue runs dry and a live event still
+ * goes alone and at once.
  *
  * One thread (the materializer's) uses a caller; caller_pid may be called from any thread. */
 #pragma once
@@ -26,9 +27,15 @@
 
 #define CALLER_BATCH_MAX 64
 
+/* What the caller does; each is what makes the kernel tell inotify watchers. */
 enum caller_op {
-    CALLER_MKDIR = 'd',
-    CALLER_MKNOD = 'n',
+    CALLER_MKDIR = 'd', /* mkdir: IN_CREATE,IN_ISDIR */
+    CALLER_CREATE =
+        'c',           /* open(O_CREAT | O_EXCL | O_WRONLY) and close: IN_CREATE, IN_CLOSE_WRITE */
+    CALLER_LINK = 'l', /* link to a second path, open that for writing and close: IN_CREATE,
+                        * IN_CLOSE_WRITE in the second path's directory */
+    CALLER_UNLINK = 'u', /* IN_DELETE */
+    CALLER_RMDIR = 'r',  /* IN_DELETE,IN_ISDIR */
 };
 
 struct caller;
@@ -54,14 +61,17 @@ void caller_free(struct caller *c);
 /* The process's pid, 0 when there is none: how the handlers know its calls. */
 pid_t caller_pid(const struct caller *c);
 
-/* Adds a call to the batch; false if the batch is full. An empty batch has room for any path
- * shorter than PATH_MAX. */
-bool caller_add(struct caller *c, enum caller_op op, uint64_t ino, const char *path);
+/* Adds a call to the batch: op on path, for a link to path2 (NULL otherwise); ino and tag are
+ * the materializer's, given back by caller_call_ino and caller_call_tag. False if the batch is
+ * full. An empty batch has room for any two paths shorter than PATH_MAX. */
+bool caller_add(struct caller *c, enum caller_op op, uint64_t ino, unsigned tag, const char *path,
+                const char *path2);
 
-/* The batch's calls, in the order added: how many, and each one's op, ino and path. */
+/* The batch's calls, in the order added: how many, and each one's op, ino, tag and path. */
 size_t caller_count(const struct caller *c);
 enum caller_op caller_call_op(const struct caller *c, size_t i);
 uint64_t caller_call_ino(const struct caller *c, size_t i);
+unsigned caller_call_tag(const struct caller *c, size_t i);
 const char *caller_call_path(const struct caller *c, size_t i);
 
 /* Has the process make the batch's calls and fills errs (CALLER_BATCH_MAX entries), one per

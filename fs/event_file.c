@@ -9,8 +9,7 @@
 #include <jansson.h>
 
 #include "twin/base64.h"
-
-#define EVENT_OFFSET_DIGITS 20 /* UINT64_MAX has 20 digits: every offset sorts by name */
+#include "twin/name.h"
 
 int event_file_name(uint64_t offset, const char *type_name, char *buf, size_t size)
 {
@@ -19,6 +18,52 @@ int event_file_name(uint64_t offset, const char *type_name, char *buf, size_t si
     if (r < 0 || (size_t)r >= size || r > 255)
         return -ENAMETOOLONG;
     return r;
+}
+
+/* The shown form of name (twin/name.h) in buf, cut to at most max bytes between two characters
+ * when it is longer; "" for an empty name. */
+static void shown_cut(const char *name, size_t max, char *buf, size_t size)
+{
+    char prefix[TWIN_NAME_MAX + 1];
+    size_t len = strnlen(name, TWIN_NAME_MAX);
+
+    buf[0] = '\0';
+    for (; len > 0; len--) {
+        if (((unsigned char)name[len] & 0xc0) == 0x80)
+            continue; /* not between two characters */
+        memcpy(prefix, name, len);
+        prefix[len] = '\0';
+        int r = twin_name_shown(prefix, buf, size);
+        if (r >= 0 && (size_t)r <= max)
+            return;
+    }
+    buf[0] = '\0';
+}
+
+void event_file_names(const struct follower_event *ev, const char *asset_shown, char *fname,
+                      char *flat)
+{
+    char name[TWIN_NAME_MAX + 1];
+    size_t fixed = EVENT_OFFSET_DIGITS + strlen("-.json");
+
+    shown_cut(ev->name ? ev->name : "", TWIN_NAME_MAX - fixed, name, sizeof(name));
+    event_file_name(ev->offset, name, fname, TWIN_NAME_MAX + 1);
+    /* <seq>-<asset>-<Name>.json: the asset's part is cut first, then the name's. */
+    size_t room = TWIN_NAME_MAX - fixed - 1;
+    size_t name_len = strlen(name);
+    size_t asset_len = strlen(asset_shown);
+    if (asset_len + name_len > room) {
+        size_t keep = name_len < room / 2 ? room - name_len : room - room / 2;
+        asset_len = asset_len < keep ? asset_len : keep;
+        while (asset_len > 0 && (((unsigned char)asset_shown[asset_len] & 0xc0) == 0x80 ||
+                                 (asset_len >= 1 && asset_shown[asset_len - 1] == '%') ||
+                                 (asset_len >= 2 && asset_shown[asset_len - 2] == '%')))
+            asset_len--; /* not inside a character or an escape */
+        if (name_len > room - asset_len)
+            shown_cut(ev->name ? ev->name : "", room - asset_len, name, sizeof(name));
+    }
+    snprintf(flat, TWIN_NAME_MAX + 1, "%0*" PRIu64 "-%.*s-%s.json", EVENT_OFFSET_DIGITS, ev->seq,
+             (int)asset_len, asset_shown, name);
 }
 
 int event_file_parse_name(const char *name, uint64_t *ret_offset)

@@ -1,16 +1,27 @@
-/* event_file: the event file's format, its name "<offset zero-padded to 20 digits>-<Name>.json"
- * (names sort in offset order) and its content, the event as one indented JSON object. */
+/* event_file: the event file's format: its names, "<offset zero-padded to 20 digits>-<Name>.json"
+ * in its asset's events/ and "<seq zero-padded to 20 digits>-<asset>-<Name>.json" in /events
+ * (names sort in the twin's order), and its content, the event as one indented JSON object. */
 #pragma once
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "twin/follower.h"
 
+#define EVENT_OFFSET_DIGITS 20 /* UINT64_MAX has 20 digits: every offset sorts by name */
+
+/* Writes ev's file names, each at most 255 bytes, into fname (its asset's events/) and flat
+ * (/events), each of 256 bytes: asset_shown is the asset's directory name, and the event's name
+ * is shown in the same way (twin/name.h). A name too long is cut between two characters, the
+ * asset's part first in flat; the leading number keeps names unique. */
+void event_file_names(const struct follower_event *ev, const char *asset_shown, char *fname,
+                      char *flat);
+
 /* Writes the event file name of offset and type_name into buf. Returns the length, or
  * -ENAMETOOLONG. */
 int event_file_name(uint64_t offset, const char *type_name, char *buf, size_t size);
 
-/* Parses the offset out of an event file name. Returns 0 or -ENOENT (not such a name). */
+/* Parses the leading number (the offset, or in /events the seq) out of an event file name.
+ * Returns 0 or -ENOENT (not such a name). */
 int event_file_parse_name(const char *name, uint64_t *ret_offset);
 
 /* Renders ev as the content of its file: a JSON object with asset, offset, name, version,

@@ -10,15 +10,21 @@
 #include <syslog.h>
 
 #include "event_file.h"
+#include "twin/iso_time.h"
 #include "twin/name.h"
 
-/* The asset node, made (pending, queued) if new; caller holds the lock. */
-static struct node *asset_get_or_add(struct twinfs *fs, const char *asset)
+/* The asset node, made (pending, queued) if new; NULL after logging why not. Lock held. */
+static struct node *asset_get_or_add(struct twinfs *fs, const char *id)
 {
     bool is_new;
-    struct node *a = tree_asset_get_or_add(&fs->tree, asset, &is_new);
+    struct node *a = NULL;
+    int r = tree_asset_get_or_add(&fs->tree, id, &is_new, &a);
 
-    if (a && is_new)
+    if (r == -ENAMETOOLONG)
+        fs_log(fs->log, LOG_WARNING, "asset id too long for a file name, not shown: \"%.64s\"", id);
+    else if (r < 0)
+        fs_log(fs->log, LOG_ERR, "asset %.64s: out of memory", id);
+    else if (is_new)
         materializer_enqueue(fs->mat, a);
     return a;
 }
@@ -27,16 +33,9 @@ static void cb_asset_created(void *userdata, const char *asset)
 {
     struct twinfs *fs = userdata;
 
-    if (!twin_name_is_safe(asset)) {
-        fs_log(fs->log, LOG_WARNING, "asset id not usable as a file name, not shown: \"%.64s\"",
-               asset);
-        return;
-    }
     pthread_mutex_lock(&fs->tree.lock);
-    struct node *a = asset_get_or_add(fs, asset);
+    asset_get_or_add(fs, asset);
     pthread_mutex_unlock(&fs->tree.lock);
-    if (!a)
-        fs_log(fs->log, LOG_ERR, "asset %s: out of memory", asset);
 }
 
 static void cb_asset_deleted(void *userdata, const char *asset)
@@ -45,10 +44,10 @@ static void cb_asset_deleted(void *userdata, const char *asset)
     struct tree *t = &fs->tree;
 
     pthread_mutex_lock(&t->lock);
-    struct node *a = tree_find_child(t, t->assets_dir, asset);
+    struct node *a = tree_asset_find(t, asset);
     if (a) {
-        /* Queued first, which holds it: the materializer tells the kernel (it may not do so
-         * from this thread's callers). */
+        /* Queued first, which holds it: the materializer removes its names through the mount
+         * (it may not do so from this thread's callers). */
         materializer_enqueue(fs->mat, a);
         tree_asset_drop(t, a);
     }
@@ -65,26 +64,28 @@ static char *strdup_or_null(const char *s, bool *fail)
     return d;
 }
 
+/* An event file's mtime: the record's systime, or its time, or now; the same at every mount. */
+static struct timespec event_stamp(const struct follower_event *ev)
+{
+    struct timespec ts;
+
+    if ((ev->systime && iso_time_parse(ev->systime, &ts) == 0) ||
+        (ev->time && iso_time_parse(ev->time, &ts) == 0))
+        return ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ts;
+}
+
+/* Where an event enters fs/: a pending file, queued for the materializer. */
 static void cb_event(void *userdata, const struct follower_event *ev)
 {
     struct twinfs *fs = userdata;
     struct tree *t = &fs->tree;
-    char fname[300];
-    char type_name[256];
+    char fname[TWIN_NAME_MAX + 1];
+    char flat[TWIN_NAME_MAX + 1];
     size_t len = 0;
     bool fail = false;
 
-    if (!twin_name_is_safe(ev->asset))
-        return;
-    /* The event name becomes part of a file name: no slash, bounded. */
-    snprintf(type_name, sizeof(type_name), "%s", ev->name ? ev->name : "");
-    for (char *p = type_name; *p; p++)
-        if (*p == '/')
-            *p = '_';
-    if (event_file_name(ev->offset, type_name, fname, sizeof(fname)) < 0) {
-        type_name[200] = '\0';
-        event_file_name(ev->offset, type_name, fname, sizeof(fname));
-    }
     /* the follower rendered the event once (event_file_render), within its bounds: keep a
      * copy */
     char *content = ev->content ? malloc(ev->content_len + 1) : NULL;
@@ -92,9 +93,10 @@ static void cb_event(void *userdata, const struct follower_event *ev)
         memcpy(content, ev->content, ev->content_len + 1);
         len = ev->content_len;
     }
-    char *tn = strdup(type_name);
+    char *tn = strdup(ev->name ? ev->name : "");
     char *tm = strdup_or_null(ev->time, &fail);
     char *src = strdup_or_null(ev->source, &fail);
+    char *flat_name = NULL;
     if (!content || !tn || fail)
         goto fail;
 
@@ -107,26 +109,33 @@ static void cb_event(void *userdata, const struct follower_event *ev)
         .source = src,
         .content = content,
         .content_len = len,
+        .stamp = event_stamp(ev),
     };
     struct node *n = NULL;
     pthread_mutex_lock(&t->lock);
     struct node *a = asset_get_or_add(fs, ev->asset);
-    int r = a ? tree_event_add(t, a, fname, &data, &n) : -ENOMEM;
+    int r = -ENOMEM;
+    if (a) {
+        event_file_names(ev, a->name, fname, flat);
+        data.flat_name = flat_name = strdup(flat);
+        r = flat_name ? tree_event_add(t, a, fname, &data, &n) : -ENOMEM;
+    }
     if (r == 0)
         materializer_enqueue(fs->mat, n);
     pthread_mutex_unlock(&t->lock);
     if (r == 0)
         return;
     if (!a || r == -EEXIST)
-        goto drop; /* a duplicate, or no memory */
+        goto drop; /* a duplicate, an asset not shown (logged), or no memory (logged) */
 fail:
-    fs_log(fs->log, LOG_ERR, "event %s/%" PRIu64 ": out of memory, not shown", ev->asset,
+    fs_log(fs->log, LOG_ERR, "event %.64s/%" PRIu64 ": out of memory, not shown", ev->asset,
            ev->offset);
 drop:
     free(content);
     free(tn);
     free(tm);
     free(src);
+    free(flat_name);
 }
 
 static void cb_event_internal(void *userdata, enum follower_internal what)

@@ -1,5 +1,6 @@
 /* materializer: see materializer.h. Entries keep their order: the queue has an asset before
- * its events, and a delete or a wait first sends what is batched before it. */
+ * its events and a deleted asset before a new one of the same name, and a delete or a wait
+ * first sends what is batched before it. */
 #include "materializer.h"
 
 #include <errno.h>
@@ -16,13 +17,6 @@
 
 #include "caller.h"
 #include "twin/deadline.h"
-
-enum mat_action {
-    MAT_NONE,
-    MAT_MKDIR,
-    MAT_MKNOD,
-    MAT_DELETE,
-};
 
 struct materializer {
     struct tree *tree; /* its lock guards the queue and the flags up to stop */
@@ -144,37 +138,6 @@ static void sleep_until(const struct timespec *when)
         ;
 }
 
-/* What to do for a popped node; fills path (relative to the mount's root) and, for an event,
- * when its asset's delay is over. Caller holds the lock. */
-static enum mat_action decide_action(struct materializer *m, struct node *n, char *path,
-                                     size_t size, struct timespec *ret_wait_until)
-{
-    int r;
-
-    ret_wait_until->tv_sec = 0;
-    ret_wait_until->tv_nsec = 0;
-    if (n->kind == NODE_ASSET) {
-        if (n->state == NODE_PENDING) {
-            r = snprintf(path, size, "assets/%s", n->name);
-            return r > 0 && (size_t)r < size ? MAT_MKDIR : MAT_NONE;
-        }
-        if (n->state == NODE_REMOVED && n->asset.was_visible)
-            return MAT_DELETE;
-        return MAT_NONE;
-    }
-    if (n->kind != NODE_EVENT || n->state != NODE_PENDING)
-        return MAT_NONE;
-    struct node *asset = tree_asset_of(n);
-    if (!asset || asset->state != NODE_VISIBLE)
-        return MAT_NONE; /* the asset is gone, or its mkdir failed during a stop */
-    r = snprintf(path, size, "assets/%s/events/%s", asset->name, n->name);
-    if (r <= 0 || (size_t)r >= size)
-        return MAT_NONE;
-    /* Give `inotifywait -r` time to add its watch on a directory it just saw appear. */
-    *ret_wait_until = timespec_add_ms(asset->asset.visible_at, m->delay_ms);
-    return MAT_MKNOD;
-}
-
 /* Pushes an event's bytes into the page cache so that a cat is served without a read. */
 static void store_content(struct materializer *m, uint64_t ino)
 {
@@ -199,22 +162,6 @@ static void store_content(struct materializer *m, uint64_t ino)
     if (r < 0 && r != -ENOENT)
         fs_log(m->log, LOG_DEBUG, "materializer: notify_store: %s", strerror(-r));
     free(copy);
-}
-
-/* After a failed self-call the entry is shown anyway (no IN_CREATE for it), so that an event
- * never stays invisible and holds the flow-control window forever. */
-static void show_without_event(struct materializer *m, uint64_t ino, const char *path, int err)
-{
-    atomic_fetch_add(&m->errors, 1);
-    pthread_mutex_lock(&m->tree->lock);
-    struct node *n = tree_get(m->tree, ino);
-    bool stop = m->stop;
-    if (n && !stop)
-        tree_show(m->tree, n);
-    pthread_mutex_unlock(&m->tree->lock);
-    if (!stop && err != ESTALE) /* ESTALE: said once, by mount_lost */
-        fs_log(m->log, LOG_WARNING, "materializer: %s: %s (shown without inotify event)", path,
-               strerror(err));
 }
 
 /* The caller found no mount of ours on the covered directory (unmounted, or moved from another
@@ -250,7 +197,61 @@ static int restart_caller(struct materializer *m)
     return r;
 }
 
-/* Sends the batch, if any, and settles each call's entry. Called and returns with the lock
+/* Tells the kernel that the name of child in parent is gone, for a name the caller could not
+ * remove through the mount (no IN_DELETE then). No lock held. */
+static void forget_name(struct materializer *m, uint64_t parent, uint64_t child, const char *name)
+{
+    size_t len = strlen(name);
+    int r = fuse_lowlevel_notify_delete(m->se, parent, child, name, len);
+
+    if (r)
+        r = fuse_lowlevel_notify_inval_entry(m->se, parent, name, len);
+    if (r && r != -ENOENT)
+        fs_log(m->log, LOG_DEBUG, "materializer: forget %s: %s", name, strerror(-r));
+}
+
+/* A call that failed: its node ends as if it had been made, without its inotify event, so that
+ * an event never stays invisible (holding the flow-control window) and a removed node's names
+ * never stay (holding its memory). A node deleted or acked meanwhile needs nothing: no error.
+ * No lock held. */
+static void settle_failed(struct materializer *m, struct caller *c, size_t i, int err)
+{
+    enum caller_op op = caller_call_op(c, i);
+    unsigned link = caller_call_tag(c, i);
+    const char *path = caller_call_path(c, i);
+    const char *slash = strrchr(path, '/');
+    uint64_t parent = 0, ino = caller_call_ino(c, i);
+    bool failed = true;
+
+    pthread_mutex_lock(&m->tree->lock);
+    struct node *n = tree_get(m->tree, ino);
+    bool stop = m->stop;
+    if (op == CALLER_MKDIR || op == CALLER_CREATE) {
+        failed = n && n->state != NODE_REMOVED;
+        if (failed && !stop)
+            tree_show(m->tree, n);
+    } else if (op == CALLER_LINK) {
+        failed = n && n->state != NODE_REMOVED && err != ENOENT; /* ENOENT: acked meanwhile */
+        if (failed && !stop)
+            tree_link_flat(m->tree, n);
+    } else if (n && (n->links & link)) {
+        parent = link == NODE_LINK_FLAT ? TREE_INO_ALL_EVENTS : n->parent->ino;
+        tree_name_gone(m->tree, n, link); /* may free n */
+    } else {
+        failed = false; /* removed already: by a user's ack, or an earlier call */
+    }
+    pthread_mutex_unlock(&m->tree->lock);
+    if (parent)
+        forget_name(m, parent, ino, slash ? slash + 1 : path);
+    if (!failed)
+        return;
+    atomic_fetch_add(&m->errors, 1);
+    if (!stop && err != ESTALE) /* ESTALE: said once, by mount_lost */
+        fs_log(m->log, LOG_WARNING, "materializer: %c %s: %s (done without inotify event)", op,
+               path, strerror(err));
+}
+
+/* Sends the batch, if any, and settles each call's node. Called and returns with the lock
  * held; drops it meanwhile (the calls come back to handlers that take it). */
 static void batch_flush(struct materializer *m)
 {
@@ -269,21 +270,36 @@ static void batch_flush(struct materializer *m)
             mount_lost(m);
     }
     for (size_t i = 0; i < count; i++) {
-        if (again && errs[i] == EEXIST)
+        enum caller_op op = caller_call_op(c, i);
+        if (again && errs[i] == EEXIST && op != CALLER_UNLINK && op != CALLER_RMDIR)
             errs[i] = 0; /* made by the caller that died, before it died */
         if (errs[i]) {
-            show_without_event(m, caller_call_ino(c, i), caller_call_path(c, i), errs[i]);
+            settle_failed(m, c, i, errs[i]);
             continue;
         }
-        if (caller_call_op(c, i) == CALLER_MKNOD)
+        if (op == CALLER_CREATE)
             store_content(m, caller_call_ino(c, i));
-        atomic_fetch_add(&m->materialized, 1);
+        if (op == CALLER_CREATE || op == CALLER_MKDIR)
+            atomic_fetch_add(&m->materialized, 1);
     }
     caller_clear(c);
     pthread_mutex_lock(&m->tree->lock);
 }
 
-/* An event whose asset is not shown yet: its mknod needs the directory, whose mkdir may be in
+/* Adds a call to the batch, sending the batch first when it is full. Lock held; dropped while
+ * it sends. */
+static void batch_add(struct materializer *m, enum caller_op op, uint64_t ino, unsigned link,
+                      const char *path, const char *path2)
+{
+    if (!caller_add(m->caller, op, ino, link, path, path2)) {
+        batch_flush(m);
+        caller_add(m->caller, op, ino, link, path, path2); /* an empty batch has room */
+    }
+    if (caller_count(m->caller) == CALLER_BATCH_MAX)
+        batch_flush(m);
+}
+
+/* An event whose asset is not shown yet: its create needs the directory, whose mkdir may be in
  * the batch (the queue has the asset before its events, and nothing else brings them back). */
 static bool waits_for_its_asset(struct node *n)
 {
@@ -293,38 +309,99 @@ static bool waits_for_its_asset(struct node *n)
     return asset && asset->state == NODE_PENDING;
 }
 
-/* Tells the kernel that the shown asset ino, called name, is gone. Lock held; dropped
- * meanwhile. */
-static void forget_asset(struct materializer *m, uint64_t ino, const char *name, size_t len)
+/* Whether snprintf wrote the whole path. */
+static bool path_fits(int r, size_t size)
 {
-    batch_flush(m);
-    pthread_mutex_unlock(&m->tree->lock);
-    int r = fuse_lowlevel_notify_delete(m->se, TREE_INO_ASSETS, ino, name, len);
-    if (r)
-        r = fuse_lowlevel_notify_inval_entry(m->se, TREE_INO_ASSETS, name, len);
-    if (r && r != -ENOENT)
-        fs_log(m->log, LOG_DEBUG, "materializer: forget %s: %s", name, strerror(-r));
-    pthread_mutex_lock(&m->tree->lock);
+    return r > 0 && (size_t)r < size;
 }
 
-/* Batches the call that makes an entry, after its asset's delay. Lock held; dropped while it
- * sleeps or sends. */
-static void make_entry(struct materializer *m, enum mat_action act, uint64_t ino, const char *path,
-                       const struct timespec *wait_until)
+/* Makes pending event n's names: its file in its asset's events/, then its link in /events,
+ * after its asset's delay. Lock held; dropped while it sleeps or sends (n may go meanwhile:
+ * the calls carry its ino). */
+static void create_event(struct materializer *m, struct node *n, char *path, char *path2)
 {
-    if (act == MAT_MKNOD && !time_reached(wait_until)) {
+    struct node *asset = tree_asset_of(n);
+
+    if (!asset || asset->state != NODE_VISIBLE)
+        return; /* the asset is gone, or its mkdir failed during a stop */
+    uint64_t ino = n->ino;
+    const char *flat = n->event.flat_name;
+    if (!path_fits(snprintf(path, PATH_MAX, "assets/%s/events/%s", asset->name, n->name),
+                   PATH_MAX) ||
+        (flat && !path_fits(snprintf(path2, PATH_MAX, "events/%s", flat), PATH_MAX)))
+        return;
+    /* Give `inotifywait -r` time to add its watch on a directory it just saw appear. */
+    struct timespec wait_until = timespec_add_ms(asset->asset.visible_at, m->delay_ms);
+    if (!time_reached(&wait_until)) {
         batch_flush(m);
         pthread_mutex_unlock(&m->tree->lock);
-        sleep_until(wait_until);
+        sleep_until(&wait_until);
         pthread_mutex_lock(&m->tree->lock);
     }
-    enum caller_op op = act == MAT_MKDIR ? CALLER_MKDIR : CALLER_MKNOD;
-    if (!caller_add(m->caller, op, ino, path)) {
-        batch_flush(m);
-        caller_add(m->caller, op, ino, path); /* an empty batch has room for any path */
+    batch_add(m, CALLER_CREATE, ino, NODE_LINK_MAIN, path, NULL);
+    if (flat)
+        batch_add(m, CALLER_LINK, ino, NODE_LINK_FLAT, path, path2);
+}
+
+/* Removes the names removed event n still has, through the mount. Lock held; dropped while it
+ * sends (n may go meanwhile: the calls carry its ino). */
+static void unlink_event(struct materializer *m, struct node *n, char *path, char *path2)
+{
+    const struct node *asset = n->parent->parent;
+    unsigned links = n->links;
+    uint64_t ino = n->ino;
+
+    if ((links & NODE_LINK_MAIN) &&
+        !path_fits(snprintf(path, PATH_MAX, "assets/%s/events/%s", asset->name, n->name), PATH_MAX))
+        links &= ~NODE_LINK_MAIN;
+    if ((links & NODE_LINK_FLAT) &&
+        !path_fits(snprintf(path2, PATH_MAX, "events/%s", n->event.flat_name), PATH_MAX))
+        links &= ~NODE_LINK_FLAT;
+    if (links & NODE_LINK_MAIN)
+        batch_add(m, CALLER_UNLINK, ino, NODE_LINK_MAIN, path, NULL);
+    if (links & NODE_LINK_FLAT)
+        batch_add(m, CALLER_UNLINK, ino, NODE_LINK_FLAT, path2, NULL);
+}
+
+/* Removes deleted asset a through the mount: its events' names, its events/ and t2/, and its
+ * directory. Lock held; dropped while it sends (a stays: its directory's link holds it). */
+static void remove_asset(struct materializer *m, struct node *a, char *path, char *path2)
+{
+    struct dir_index *events = a->asset.events;
+    uint64_t key = 0;
+
+    batch_flush(m); /* calls batched before may make names under it */
+    for (struct node *ev = dir_index_next(events, 0, &key); ev;
+         ev = key < UINT64_MAX ? dir_index_next(events, key + 1, &key) : NULL)
+        unlink_event(m, ev, path, path2);
+    struct node *dirs[] = {a->asset.events_dir, a->asset.t2_dir};
+    for (size_t i = 0; i < 2; i++) {
+        if ((dirs[i]->links & NODE_LINK_MAIN) &&
+            path_fits(snprintf(path, PATH_MAX, "assets/%s/%s", a->name, dirs[i]->name), PATH_MAX))
+            batch_add(m, CALLER_RMDIR, dirs[i]->ino, NODE_LINK_MAIN, path, NULL);
     }
-    if (caller_count(m->caller) == CALLER_BATCH_MAX)
-        batch_flush(m);
+    if (path_fits(snprintf(path, PATH_MAX, "assets/%s", a->name), PATH_MAX))
+        batch_add(m, CALLER_RMDIR, a->ino, NODE_LINK_MAIN, path, NULL);
+}
+
+/* Batches the calls that node n, just taken off the queue, needs. Lock held; dropped while it
+ * sleeps or sends. */
+static void materialize(struct materializer *m, struct node *n, char *path, char *path2)
+{
+    if (n->state == NODE_REMOVED && !n->links) {
+        tree_maybe_free(m->tree, n); /* it may have waited for us to let go */
+        return;
+    }
+    if (n->kind == NODE_ASSET && n->state == NODE_PENDING) {
+        if (path_fits(snprintf(path, PATH_MAX, "assets/%s", n->name), PATH_MAX))
+            batch_add(m, CALLER_MKDIR, n->ino, NODE_LINK_MAIN, path, NULL);
+    } else if (n->kind == NODE_ASSET && n->state == NODE_REMOVED) {
+        remove_asset(m, n, path, path2);
+    } else if (n->kind == NODE_EVENT && n->state == NODE_PENDING) {
+        create_event(m, n, path, path2);
+    } else if (n->kind == NODE_EVENT && n->state == NODE_REMOVED) {
+        unlink_event(m, n, path, path2);
+    }
 }
 
 /* Takes entries off the queue and batches their calls. Runs with the lock held except around
@@ -333,8 +410,7 @@ static void *materializer_main(void *arg)
 {
     struct materializer *m = arg;
     sigset_t all;
-    char path[PATH_MAX];
-    char name[NAME_MAX + 1];
+    char path[PATH_MAX], path2[PATH_MAX];
 
     /* Signals go to the session threads; a signal here would interrupt our own requests. */
     sigfillset(&all);
@@ -351,26 +427,12 @@ static void *materializer_main(void *arg)
         }
         struct node *n = queue_pop(m);
         m->busy = n != NULL || batched > 0;
-        if (!n) {
-            if (batched > 0)
-                batch_flush(m); /* the queue ran dry: what is batched goes now */
-            else
-                pthread_cond_wait(&m->cond, &m->tree->lock);
-            continue;
-        }
-        struct timespec wait_until;
-        enum mat_action act = decide_action(m, n, path, sizeof(path), &wait_until);
-        uint64_t ino = n->ino;
-        size_t name_len = strlen(n->name);
-        if (name_len > NAME_MAX)
-            name_len = NAME_MAX;
-        memcpy(name, n->name, name_len);
-        name[name_len] = '\0';
-        tree_maybe_free(m->tree, n); /* it may have waited for us to let go */
-        if (act == MAT_DELETE)
-            forget_asset(m, ino, name, name_len);
-        else if (act != MAT_NONE)
-            make_entry(m, act, ino, path, &wait_until);
+        if (n)
+            materialize(m, n, path, path2);
+        else if (batched > 0)
+            batch_flush(m); /* the queue ran dry: what is batched goes now */
+        else
+            pthread_cond_wait(&m->cond, &m->tree->lock);
     }
     pthread_mutex_unlock(&m->tree->lock);
     return NULL;

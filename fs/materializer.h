@@ -1,9 +1,13 @@
-/* materializer: makes pending assets and events visible through the mount, so that the kernel
- * fires IN_CREATE for inotify watchers; it fires nothing for a change a FUSE daemon only
- * notifies. Its thread takes entries off a queue in order and has its caller process (caller.h)
- * mkdir or mknod them on the mount; the handlers recognize the caller's requests
- * (materializer_is_caller) and answer them by showing the pending entry. The thread holds no
- * lock while a call is under way: the call comes back to a handler that takes the tree lock.
+/* materializer: makes pending assets and events visible, and removes deleted assets and the
+ * other name of acked events, through the mount, so that the kernel tells inotify watchers; it
+ * tells them nothing of a change a FUSE daemon only notifies. Its thread takes entries off a
+ * queue in order and has its caller process (caller.h) make the calls on the mount: mkdir for
+ * an asset; for an event, a create and close in its asset's events/ (IN_CREATE, IN_CLOSE_WRITE)
+ * then a link into /events, opened and closed there too; unlink for each name a removed event
+ * still has; unlinks and rmdirs for a deleted asset. The handlers recognize the caller's
+ * requests (materializer_is_caller, ops_materialize.c) and answer them by changing the tree
+ * only. The thread holds no lock while a call is under way: the call comes back to a handler
+ * that takes the tree lock.
  *
  * The queue lives under the tree's lock. */
 #pragma once
@@ -21,7 +25,7 @@ struct materializer;
 struct materializer_stats {
     size_t queued; /* entries queued or being made: 0 when everything delivered is shown */
     uint64_t materialized;
-    uint64_t errors; /* entries shown without their inotify event */
+    uint64_t errors; /* names made or removed without their inotify event */
 };
 
 /* A materializer of tree's pending entries, not started; log may be NULL, mountpoint is for
@@ -33,8 +37,8 @@ int materializer_new(struct tree *tree, twinfs_log_fn log, const char *mountpoin
 /* Stops (waiting as long as it takes) and frees. Accepts NULL. */
 void materializer_free(struct materializer *m);
 
-/* Queues n (make it when PENDING, tell the kernel when a shown asset is REMOVED); a queued
- * node is not freed until the thread lets it go. Caller holds the tree lock. */
+/* Queues n: make its names when PENDING, remove those it still has when REMOVED (tree.h,
+ * links); a queued node is not freed until the thread lets it go. Caller holds the tree lock. */
 void materializer_enqueue(struct materializer *m, struct node *n);
 
 /* Starts the caller process and the thread on the mounted session se; the calls go to mount,
@@ -51,7 +55,7 @@ void materializer_init_done(struct materializer *m);
  * is closed). */
 int materializer_stop(struct materializer *m, unsigned timeout_ms);
 
-/* Whether pid is the caller process's: its mkdir and mknod show pending entries. */
+/* Whether pid is the caller process's: its requests make and remove names (ops_materialize.c). */
 bool materializer_is_caller(const struct materializer *m, pid_t pid);
 
 /* The counters for status. Caller holds the tree lock. */

@@ -60,7 +60,7 @@ void ops_count_request(struct twinfs *fs, enum fs_op op)
 bool ops_is_dir(enum node_kind k)
 {
     return k == NODE_ROOT || k == NODE_ASSETS || k == NODE_META || k == NODE_ASSET ||
-           k == NODE_EVENTS || k == NODE_T2 || k == NODE_T2_TYPE;
+           k == NODE_EVENTS || k == NODE_ALL_EVENTS || k == NODE_T2 || k == NODE_T2_TYPE;
 }
 
 void ops_fill_attr(const struct twinfs *fs, const struct node *n, struct stat *st)
@@ -70,14 +70,17 @@ void ops_fill_attr(const struct twinfs *fs, const struct node *n, struct stat *s
     st->st_uid = fs->uid; /* read once: two syscalls per answer otherwise */
     st->st_gid = fs->gid;
     st->st_blksize = 4096;
-    st->st_atime = st->st_mtime = st->st_ctime = n->mtime;
+    st->st_atim = st->st_mtim = st->st_ctim = n->mtime;
     if (ops_is_dir(n->kind)) {
         st->st_mode = S_IFDIR | 0555;
         st->st_nlink = 2;
         return;
     }
     st->st_mode = S_IFREG | 0444;
-    st->st_nlink = n->state == NODE_REMOVED ? 0 : 1;
+    if (n->kind == NODE_EVENT) /* one per name: its asset's events/ and /events */
+        st->st_nlink = (nlink_t)__builtin_popcount(n->links);
+    else
+        st->st_nlink = n->state == NODE_REMOVED ? 0 : 1;
     if (n->kind == NODE_T2_FILE) /* cat and cp read that much at a time */
         st->st_blksize = T2_READ_BLKSIZE;
     if (n->kind == NODE_EVENT) {
@@ -106,20 +109,25 @@ void ops_fill_entry(struct twinfs *fs, const struct node *n, struct fuse_entry_p
     e->entry_timeout = node_timeout(fs, n);
 }
 
-/* The visible child of parent called name, made on demand under t2/; caller holds the lock. */
+/* The child of parent called name that the requester may see (node_seen; the materializer's
+ * caller also sees the names of removed nodes until it removes them), made on demand under
+ * t2/; caller holds the lock. */
 static struct node *find_child(struct twinfs *fs, struct node *parent, const char *name,
-                               int *ret_err)
+                               bool caller, int *ret_err)
 {
     struct tree *t = &fs->tree;
     struct node *n = NULL;
+    unsigned link = NODE_LINK_MAIN;
 
     *ret_err = ENOENT;
-    if (!node_shown(parent))
+    if (!node_seen(parent, NODE_LINK_MAIN, caller))
         return NULL;
     switch (parent->kind) {
     case NODE_ROOT:
         if (strcmp(name, "assets") == 0)
             n = t->assets_dir;
+        else if (strcmp(name, "events") == 0)
+            n = t->all_events_dir;
         else if (strcmp(name, ".twinfs") == 0)
             n = t->meta_dir;
         break;
@@ -128,7 +136,7 @@ static struct node *find_child(struct twinfs *fs, struct node *parent, const cha
             n = t->status;
         break;
     case NODE_ASSETS:
-        n = tree_find_child(t, parent, name);
+        n = tree_asset_find_linked(t, name);
         break;
     case NODE_ASSET:
         if (strcmp(name, "events") == 0)
@@ -138,6 +146,10 @@ static struct node *find_child(struct twinfs *fs, struct node *parent, const cha
         break;
     case NODE_EVENTS:
         n = tree_event_find(t, parent, name);
+        break;
+    case NODE_ALL_EVENTS:
+        n = tree_event_find(t, parent, name);
+        link = NODE_LINK_FLAT;
         break;
     case NODE_T2:
     case NODE_T2_TYPE:
@@ -155,33 +167,12 @@ static struct node *find_child(struct twinfs *fs, struct node *parent, const cha
         *ret_err = ENOTDIR;
         return NULL;
     }
-    return node_shown(n) ? n : NULL;
+    return node_seen(n, link, caller) ? n : NULL;
 }
 
 bool ops_from_materializer(struct twinfs *fs, fuse_req_t req)
 {
     return materializer_is_caller(fs->mat, fuse_req_ctx(req)->pid);
-}
-
-/* Answers the materializer's mknod or mkdir of n, found under the tree lock (released here):
- * a pending node is shown and its entry returned; EEXIST if it is shown already, ENOENT if
- * there is no such node. */
-void ops_reply_materialized(struct twinfs *fs, fuse_req_t req, struct node *n)
-{
-    struct fuse_entry_param e;
-    int err = 0;
-
-    if (n && tree_show(&fs->tree, n) == 0) {
-        tree_lookup_ref(&fs->tree, n);
-        ops_fill_entry(fs, n, &e);
-    } else {
-        err = n ? EEXIST : ENOENT;
-    }
-    pthread_mutex_unlock(&fs->tree.lock);
-    if (err)
-        fuse_reply_err(req, err);
-    else
-        fuse_reply_entry(req, &e);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -213,7 +204,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     }
     pthread_mutex_lock(&fs->tree.lock);
     struct node *p = tree_get(&fs->tree, parent);
-    struct node *n = p ? find_child(fs, p, name, &err) : NULL;
+    struct node *n = p ? find_child(fs, p, name, ops_from_materializer(fs, req), &err) : NULL;
     if (!p)
         err = ENOENT;
     if (n) {
@@ -236,7 +227,7 @@ static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
     ops_count_request(fs, FS_OP_FORGET);
     pthread_mutex_lock(&fs->tree.lock);
     struct node *n = tree_get(&fs->tree, ino);
-    if (n && ino > TREE_INO_STATUS)
+    if (n && ino > TREE_INO_FIXED_MAX)
         tree_forget(&fs->tree, n, nlookup);
     pthread_mutex_unlock(&fs->tree.lock);
     fuse_reply_none(req);
@@ -250,7 +241,7 @@ static void op_forget_multi(fuse_req_t req, size_t count_, struct fuse_forget_da
     pthread_mutex_lock(&fs->tree.lock);
     for (size_t i = 0; i < count_; i++) {
         struct node *n = tree_get(&fs->tree, forgets[i].ino);
-        if (n && forgets[i].ino > TREE_INO_STATUS)
+        if (n && forgets[i].ino > TREE_INO_FIXED_MAX)
             tree_forget(&fs->tree, n, forgets[i].nlookup);
     }
     pthread_mutex_unlock(&fs->tree.lock);
@@ -284,12 +275,6 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     fuse_reply_err(req, EROFS);
 }
 
-static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-    ops_count_request(ops_fs(req), FS_OP_RMDIR);
-    fuse_reply_err(req, EROFS);
-}
-
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
     ops_count_request(ops_fs(req), FS_OP_SYMLINK);
@@ -303,16 +288,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
     fuse_reply_err(req, EROFS);
 }
 
-static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-    ops_count_request(ops_fs(req), FS_OP_LINK);
-    fuse_reply_err(req, EROFS);
-}
-
-static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-                      struct fuse_file_info *fi)
-{
-    ops_count_request(ops_fs(req), FS_OP_CREATE);
+    ops_count_request(ops_fs(req), FS_OP_MKNOD);
     fuse_reply_err(req, EROFS);
 }
 

@@ -22,17 +22,21 @@ bool ops_is_dir(enum node_kind k);
 void ops_fill_attr(const struct twinfs *fs, const struct node *n, struct stat *st);
 void ops_fill_entry(struct twinfs *fs, const struct node *n, struct fuse_entry_param *e);
 
-/* Whether req comes from the materializer's caller process: its mkdir and mknod show pending
- * entries instead of creating. */
+/* Whether req comes from the materializer's caller process: its mkdir, create, link, unlink
+ * and rmdir make and remove the names of entries (ops_materialize.c) instead of creating. */
 bool ops_from_materializer(struct twinfs *fs, fuse_req_t req);
 
-/* Answers the materializer's mknod or mkdir of n, found under the tree lock (released here):
- * a pending node is shown and its entry returned; EEXIST if it is shown already, ENOENT if
- * there is no such node. */
-void ops_reply_materialized(struct twinfs *fs, fuse_req_t req, struct node *n);
+/* ops_materialize.c: the caller's requests. */
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+               struct fuse_file_info *fi);
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+/* The caller's unlink of a removed event's remaining name (op_unlink passes it on). */
+void ops_unlink_materialized(struct twinfs *fs, fuse_req_t req, fuse_ino_t parent,
+                             const char *name);
 
 /* ops_dir.c */
-void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
@@ -40,7 +44,6 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi);
 
 /* ops_file.c */
-void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);

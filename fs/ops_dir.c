@@ -1,24 +1,9 @@
-/* ops_dir: directories: the materializer's mkdir that shows an asset, opendir and readdir. */
+/* ops_dir: directories: opendir and readdir. */
 #include "ops.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
-{
-    struct twinfs *fs = ops_fs(req);
-
-    ops_count_request(fs, FS_OP_MKDIR);
-    if (!ops_from_materializer(fs, req)) {
-        fuse_reply_err(req, EROFS);
-        return;
-    }
-    pthread_mutex_lock(&fs->tree.lock);
-    struct node *n =
-        parent == TREE_INO_ASSETS ? tree_find_child(&fs->tree, fs->tree.assets_dir, name) : NULL;
-    ops_reply_materialized(fs, req, n);
-}
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -68,20 +53,21 @@ static void add_fixed(struct twinfs *fs, fuse_req_t req, char *buf, size_t size,
                       bool plus, struct node *d, uint64_t from)
 {
     struct tree *t = &fs->tree;
-    struct node *fixed[2] = {NULL, NULL};
+    struct node *fixed[3] = {NULL, NULL, NULL};
 
     if (d->kind == NODE_ROOT) {
         fixed[0] = t->assets_dir;
-        fixed[1] = t->meta_dir;
+        fixed[1] = t->all_events_dir;
+        fixed[2] = t->meta_dir;
     } else if (d->kind == NODE_META) {
         fixed[0] = t->status;
     } else if (d->kind == NODE_ASSET) {
         fixed[0] = d->asset.events_dir;
         fixed[1] = d->asset.t2_dir;
     }
-    for (uint64_t i = from; i < 2; i++) {
-        if (fixed[i] && !add_entry(fs, req, buf, size, used, plus, fixed[i]->name, fixed[i], false,
-                                   (off_t)(i + 3)))
+    for (uint64_t i = from; i < 3; i++) {
+        if (node_shown(fixed[i]) && !add_entry(fs, req, buf, size, used, plus, fixed[i]->name,
+                                               fixed[i], false, (off_t)(i + 3)))
             break;
     }
 }
@@ -119,14 +105,16 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
         !add_entry(fs, req, buf, size, &used, plus, "..", d->parent ? d->parent : d, true, 2))
         goto out;
     uint64_t from = off >= 2 ? (uint64_t)off - 2 : 0;
-    if (d->kind == NODE_ASSETS || d->kind == NODE_EVENTS) {
+    if (d->kind == NODE_ASSETS || d->kind == NODE_EVENTS || d->kind == NODE_ALL_EVENTS) {
+        unsigned link = d->kind == NODE_ALL_EVENTS ? NODE_LINK_FLAT : NODE_LINK_MAIN;
         uint64_t key;
         for (struct node *n = tree_dir_next(t, d, from, &key); n;
              n = tree_dir_next(t, d, key + 1, &key)) {
             if (key > (uint64_t)INT64_MAX - 3)
                 break;
-            if (node_shown(n) &&
-                !add_entry(fs, req, buf, size, &used, plus, n->name, n, false, (off_t)(key + 3)))
+            const char *name = n->kind == NODE_EVENT ? tree_event_name_in(n, d) : n->name;
+            if (node_seen(n, link, false) &&
+                !add_entry(fs, req, buf, size, &used, plus, name, n, false, (off_t)(key + 3)))
                 break;
         }
     } else {

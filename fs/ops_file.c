@@ -1,5 +1,5 @@
-/* ops_file: opening and reading event and status files, the materializer's mknod that shows
- * an event, and the unlink that acks one (T2 files: t2_files.c). */
+/* ops_file: opening and reading event and status files, and the unlink that acks an event
+ * through either of its names (T2 files: t2_files.c). */
 #include "ops.h"
 
 #include <errno.h>
@@ -23,30 +23,21 @@ static void status_handle_destroy(struct open_handle *oh)
     free(h);
 }
 
-void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
-{
-    struct twinfs *fs = ops_fs(req);
-
-    ops_count_request(fs, FS_OP_MKNOD);
-    if (!ops_from_materializer(fs, req)) {
-        fuse_reply_err(req, EROFS); /* a user's create */
-        return;
-    }
-    pthread_mutex_lock(&fs->tree.lock);
-    struct node *p = tree_get(&fs->tree, parent);
-    struct node *n =
-        p && p->kind == NODE_EVENTS && node_shown(p) ? tree_event_find(&fs->tree, p, name) : NULL;
-    ops_reply_materialized(fs, req, n);
-}
-
+/* Where an unlink becomes an ack: of either name of an event. The other name goes through the
+ * mount afterwards (the materializer), so that its directory's watchers see IN_DELETE too. */
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct twinfs *fs = ops_fs(req);
-    uint64_t seq = 0, offset = 0;
+    uint64_t seq = 0, offset = 0, ino = 0;
+    unsigned link = NODE_LINK_MAIN;
     char *asset = NULL;
     int err = 0;
 
     ops_count_request(fs, FS_OP_UNLINK);
+    if (ops_from_materializer(fs, req)) {
+        ops_unlink_materialized(fs, req, parent, name);
+        return;
+    }
     /* With allow_other, other users may read, but an ack is the owner's (or root's): the
      * directories say r-x, and without default_permissions the kernel leaves that to us. */
     uid_t caller = fuse_req_ctx(req)->uid;
@@ -56,12 +47,14 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     }
     pthread_mutex_lock(&fs->tree.lock);
     struct node *p = tree_get(&fs->tree, parent);
-    if (!p || p->kind != NODE_EVENTS) {
+    if (!p || (p->kind != NODE_EVENTS && p->kind != NODE_ALL_EVENTS)) {
         err = EPERM; /* only events are removable: removing one is its ack */
     } else {
-        struct node *n = node_shown(p) ? tree_event_find(&fs->tree, p, name) : NULL;
-        asset = node_shown(n) ? strdup(p->parent->name) : NULL;
-        if (!node_shown(n)) {
+        link = p->kind == NODE_ALL_EVENTS ? NODE_LINK_FLAT : NODE_LINK_MAIN;
+        struct node *n = tree_event_find(&fs->tree, p, name);
+        bool seen = node_seen(n, link, false);
+        asset = seen ? strdup(n->parent->parent->asset.id) : NULL;
+        if (!seen) {
             err = ENOENT; /* never shown, already acked, or another unlink is acking it */
         } else if (!asset) {
             err = ENOMEM;
@@ -70,6 +63,7 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
             tree_ack_begin(&fs->tree, n);
             seq = n->event.seq;
             offset = n->event.offset;
+            ino = n->ino;
         }
     }
     pthread_mutex_unlock(&fs->tree.lock);
@@ -83,12 +77,37 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
         r = 0;
 
     pthread_mutex_lock(&fs->tree.lock);
-    tree_ack_end(&fs->tree, asset, offset, r == 0); /* not on disk: the event stays */
+    /* The kernel holds a lookup on the node while it unlinks one of its names. */
+    struct node *n = tree_get(&fs->tree, ino);
+    if (n && tree_ack_end(&fs->tree, n, link, r == 0) != 0 && r == 0)
+        materializer_enqueue(fs->mat, n); /* its other name */
     pthread_mutex_unlock(&fs->tree.lock);
     if (r < 0)
         fs_log(fs->log, LOG_ERR, "ack %s/%" PRIu64 ": %s", asset, offset, strerror(-r));
     free(asset);
     fuse_reply_err(req, r < 0 ? EIO : 0);
+}
+
+/* A write open: the materializer's caller opens an event's new name to close it, which fires
+ * IN_CLOSE_WRITE; nothing is written. A user's gets EROFS. */
+static void open_for_close_write(struct twinfs *fs, fuse_req_t req, fuse_ino_t ino,
+                                 struct fuse_file_info *fi)
+{
+    if (!ops_from_materializer(fs, req) || (fi->flags & O_TRUNC)) {
+        fuse_reply_err(req, EROFS);
+        return;
+    }
+    pthread_mutex_lock(&fs->tree.lock);
+    struct node *n = tree_get(&fs->tree, ino);
+    bool event = n && n->kind == NODE_EVENT;
+    pthread_mutex_unlock(&fs->tree.lock);
+    if (!event) {
+        fuse_reply_err(req, EROFS);
+        return;
+    }
+    fi->keep_cache = 1;
+    fi->noflush = 1;
+    fuse_reply_open(req, fi);
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -99,7 +118,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
     ops_count_request(fs, FS_OP_OPEN);
     if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-        fuse_reply_err(req, EROFS);
+        open_for_close_write(fs, req, ino, fi);
         return;
     }
     pthread_mutex_lock(&fs->tree.lock);

@@ -48,7 +48,7 @@ static void xattr_walk_node(struct node *n, struct xattr_walk *w)
 
     if (n->kind == NODE_EVENT) {
         struct node *a = tree_asset_of(n);
-        xattr_put(w, "user.twin.asset", a ? a->name : NULL);
+        xattr_put(w, "user.twin.asset", a ? a->asset.id : NULL);
         snprintf(num, sizeof(num), "%" PRIu64, n->event.offset);
         xattr_put(w, "user.twin.offset", num);
         xattr_put(w, "user.twin.name", n->event.type_name);
@@ -59,7 +59,7 @@ static void xattr_walk_node(struct node *n, struct xattr_walk *w)
         snprintf(num, sizeof(num), "%" PRIu64, n->event.seq);
         xattr_put(w, "user.twin.seq", num);
     } else if (n->kind == NODE_ASSET) {
-        xattr_put(w, "user.twin.asset", n->name);
+        xattr_put(w, "user.twin.asset", n->asset.id);
     } else if (n->kind == NODE_T2_FILE) {
         xattr_put(w, T2_XATTR_MIME, n->mime);
     }

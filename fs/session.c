@@ -39,7 +39,7 @@ int twinfs_new(const struct twinfs_options *opt, twinfs_log_fn log, struct twinf
     r = t2_files_init(fs);
     if (r < 0)
         goto fail_alloc;
-    r = tree_init(&fs->tree);
+    r = tree_init(&fs->tree, opt->events_dir);
     if (r < 0)
         goto fail_tree;
     r = materializer_new(&fs->tree, log, fs->mountpoint, opt->materialize_delay_ms, &fs->mat);

@@ -30,6 +30,7 @@ struct twinfs_options {
     unsigned materialize_delay_ms;   /* wait after a new asset directory before making its
                                       * events visible, so `inotifywait -r` can add its watch */
     unsigned max_t2_open;            /* concurrent T2 files open; 0 means 64 */
+    bool events_dir;                 /* MOUNTPOINT/events: every asset's events, by seq */
 };
 
 /* Logging hook for the daemon (syslog or stderr); prio is a syslog priority. May be NULL. */

@@ -135,7 +135,7 @@ void t2_file_open(struct twinfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse
     struct node *n = tree_get(&fs->tree, ino);
     struct node *a = n ? tree_asset_of(n) : NULL;
     if (n && a && node_shown(a)) {
-        asset = strdup(a->name);
+        asset = strdup(a->asset.id);
         type = strdup(n->parent->name);
         name = strdup(n->name);
         tree_t2_pin(&fs->tree, n); /* the open's: kept until its release */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "event_file.h"
+#include "tree_internal.h"
 #include "twin/hash.h"
 
 static uint64_t hash_u64(uint64_t x)
@@ -92,7 +93,7 @@ static void ino_tab_remove(struct tree *t, struct node *node)
     }
 }
 
-static void name_tab_remove(struct tree *t, struct node *node)
+void tree_name_tab_remove(struct tree *t, struct node *node)
 {
     if (!node->in_name_table)
         return;
@@ -107,10 +108,8 @@ static void name_tab_remove(struct tree *t, struct node *node)
     node->in_name_table = false;
 }
 
-/* A new node (state PENDING, nlookup 0) under parent, in the inode table; in the name table
- * too when named is true. Returns NULL on ENOMEM. */
-static struct node *node_new(struct tree *t, struct node *parent, enum node_kind kind,
-                             const char *name, bool named)
+struct node *tree_node_new(struct tree *t, struct node *parent, enum node_kind kind,
+                           const char *name, bool named)
 {
     struct node *n;
 
@@ -133,7 +132,7 @@ static struct node *node_new(struct tree *t, struct node *parent, enum node_kind
     n->kind = kind;
     n->state = NODE_PENDING;
     n->parent = parent;
-    n->mtime = time(NULL);
+    clock_gettime(CLOCK_REALTIME, &n->mtime);
     if (parent)
         parent->nchildren++;
     size_t b = hash_u64(n->ino) & (t->ino_cap - 1);
@@ -198,11 +197,13 @@ static void node_free_data(struct node *n)
 {
     if (n->kind == NODE_EVENT) {
         free(n->event.type_name);
+        free(n->event.flat_name);
         free(n->event.time);
         free(n->event.source);
         free(n->event.content);
     } else if (n->kind == NODE_ASSET) {
         dir_index_free(n->asset.events);
+        free(n->asset.id);
     }
     free(n->mime);
     free(n->name);
@@ -212,9 +213,9 @@ static void node_free_data(struct node *n)
 void tree_maybe_free(struct tree *t, struct node *n)
 {
     while (n && n->state == NODE_REMOVED && n->nlookup == 0 && !n->queued && n->nchildren == 0 &&
-           n->opens == 0 && n->ino > TREE_INO_STATUS) {
+           n->opens == 0 && n->links == 0 && n->ino > TREE_INO_FIXED_MAX) {
         struct node *parent = n->parent;
-        name_tab_remove(t, n);
+        tree_name_tab_remove(t, n);
         ino_tab_remove(t, n);
         if (is_t2_kind(n->kind)) {
             t2_lru_remove(t, n);
@@ -229,11 +230,10 @@ void tree_maybe_free(struct tree *t, struct node *n)
     }
 }
 
-/* Takes n out of the name table (not out of its directory's index) and marks it REMOVED;
- * frees it if nothing else holds it. */
-static void unlink_node(struct tree *t, struct node *n)
+void tree_node_remove(struct tree *t, struct node *n)
 {
-    name_tab_remove(t, n);
+    if (!(n->links & NODE_LINK_MAIN) || n->kind != NODE_ASSET)
+        tree_name_tab_remove(t, n); /* a linked asset stays findable by the caller */
     n->state = NODE_REMOVED;
     /* An event's bytes stay until the kernel forgets the node: a file open when it was acked
      * still reads whole, as on any filesystem. The kernel forgets an unlinked inode as soon as
@@ -259,8 +259,10 @@ void tree_forget(struct tree *t, struct node *node, uint64_t n)
     node->nlookup = node->nlookup > n ? node->nlookup - n : 0;
     if (node->kind == NODE_T2_TYPE || node->kind == NODE_T2_FILE) {
         /* Made on demand by lookup: once forgotten, nothing else refers to them. */
-        if (node->nlookup == 0 && node->state != NODE_REMOVED)
+        if (node->nlookup == 0 && node->state != NODE_REMOVED) {
             node->state = NODE_REMOVED;
+            node->links = 0;
+        }
     }
     tree_maybe_free(t, node);
 }
@@ -273,8 +275,9 @@ static void t2_drop_excess(struct tree *t, const struct node *keep)
     while (t->t2_nodes > TREE_T2_MAX_NODES && t->t2_lru_first && t->t2_lru_first != keep) {
         struct node *n = t->t2_lru_first;
         t2_lru_remove(t, n);
-        name_tab_remove(t, n);
+        tree_name_tab_remove(t, n);
         n->state = NODE_REMOVED;
+        n->links = 0;
         n->nlookup = 0;
         tree_maybe_free(t, n);
     }
@@ -285,13 +288,15 @@ struct node *tree_t2_child(struct tree *t, struct node *parent, const char *name
     struct node *n = tree_find_child(t, parent, name);
 
     if (!n) {
-        n = node_new(t, parent, parent->kind == NODE_T2 ? NODE_T2_TYPE : NODE_T2_FILE, name, true);
+        n = tree_node_new(t, parent, parent->kind == NODE_T2 ? NODE_T2_TYPE : NODE_T2_FILE, name,
+                          true);
         if (!n)
             return NULL;
         t->t2_nodes++;
         t2_lru_update(t, parent); /* it has a child now */
     }
     n->state = NODE_VISIBLE; /* any type and any name exist */
+    n->links = NODE_LINK_MAIN;
     t2_lru_remove(t, n);
     t2_lru_update(t, n); /* the most recently used */
     t2_drop_excess(t, n);
@@ -321,23 +326,25 @@ struct node *tree_asset_of(struct node *n)
 static struct node *fixed_node(struct tree *t, struct node *parent, enum node_kind kind,
                                const char *name)
 {
-    struct node *n = node_new(t, parent, kind, name, parent != NULL);
+    struct node *n = tree_node_new(t, parent, kind, name, parent != NULL);
 
     if (n) {
         n->state = NODE_VISIBLE;
+        n->links = NODE_LINK_MAIN;
         n->nlookup = 1; /* never freed before tree_destroy */
     }
     return n;
 }
 
-int tree_init(struct tree *t)
+int tree_init(struct tree *t, bool all_events)
 {
     memset(t, 0, sizeof(*t));
     pthread_mutex_init(&t->lock, NULL);
     t->next_ino = TREE_INO_ROOT;
     t->next_serial = 1;
     t->assets = dir_index_new();
-    if (!t->assets)
+    t->all_events = dir_index_new();
+    if (!t->assets || !t->all_events)
         goto fail;
     t->root = fixed_node(t, NULL, NODE_ROOT, "");
     if (!t->root)
@@ -351,6 +358,13 @@ int tree_init(struct tree *t)
     t->status = fixed_node(t, t->meta_dir, NODE_STATUS, "status");
     if (!t->status)
         goto fail;
+    t->all_events_dir = fixed_node(t, t->root, NODE_ALL_EVENTS, "events");
+    if (!t->all_events_dir)
+        goto fail;
+    if (!all_events) {
+        t->all_events_dir->state = NODE_PENDING; /* never shown */
+        t->all_events_dir->links = 0;
+    }
     return 0;
 fail:
     tree_destroy(t);
@@ -370,136 +384,7 @@ void tree_destroy(struct tree *t)
     free(t->ino_tab);
     free(t->name_tab);
     dir_index_free(t->assets);
+    dir_index_free(t->all_events);
     pthread_mutex_destroy(&t->lock);
     memset(t, 0, sizeof(*t));
-}
-
-struct node *tree_asset_get_or_add(struct tree *t, const char *name, bool *ret_new)
-{
-    struct node *a = tree_find_child(t, t->assets_dir, name);
-
-    *ret_new = false;
-    if (a)
-        return a;
-    a = node_new(t, t->assets_dir, NODE_ASSET, name, true);
-    if (!a)
-        return NULL;
-    a->asset.serial = t->next_serial++;
-    a->asset.events_dir = node_new(t, a, NODE_EVENTS, "events", false);
-    a->asset.t2_dir = node_new(t, a, NODE_T2, "t2", false);
-    if (!a->asset.events_dir || !a->asset.t2_dir ||
-        dir_index_insert(t->assets, a->asset.serial, a) < 0) {
-        if (a->asset.events_dir)
-            unlink_node(t, a->asset.events_dir);
-        if (a->asset.t2_dir)
-            unlink_node(t, a->asset.t2_dir);
-        unlink_node(t, a);
-        return NULL;
-    }
-    *ret_new = true;
-    return a;
-}
-
-int tree_event_add(struct tree *t, struct node *asset, const char *fname,
-                   const struct node_event *ev, struct node **ret)
-{
-    if (asset->state == NODE_REMOVED || dir_index_get(asset->asset.events, ev->offset))
-        return -EEXIST;
-    struct node *n = node_new(t, asset->asset.events_dir, NODE_EVENT, fname, false);
-    if (!n)
-        return -ENOMEM;
-    if (dir_index_insert(asset->asset.events, ev->offset, n) < 0) {
-        unlink_node(t, n);
-        return -ENOMEM;
-    }
-    n->event = *ev;
-    *ret = n;
-    return 0;
-}
-
-struct node *tree_event_find(struct tree *t, const struct node *dir, const char *name)
-{
-    uint64_t offset;
-    const struct node *asset = dir->parent;
-
-    (void)t;
-    if (dir->kind != NODE_EVENTS || event_file_parse_name(name, &offset) < 0)
-        return NULL;
-    struct node *n = dir_index_get(asset->asset.events, offset);
-    if (n && strcmp(n->name, name) == 0)
-        return n;
-    return NULL;
-}
-
-struct node *tree_dir_next(struct tree *t, const struct node *dir, uint64_t from, uint64_t *ret_key)
-{
-    if (dir->kind == NODE_ASSETS)
-        return dir_index_next(t->assets, from, ret_key);
-    if (dir->kind == NODE_EVENTS)
-        return dir_index_next(dir->parent->asset.events, from, ret_key);
-    return NULL;
-}
-
-int tree_show(struct tree *t, struct node *n)
-{
-    if (n->state != NODE_PENDING)
-        return -EEXIST;
-    n->state = NODE_VISIBLE;
-    if (n->kind == NODE_EVENT) {
-        t->visible_events++;
-    } else if (n->kind == NODE_ASSET) {
-        n->asset.events_dir->state = NODE_VISIBLE;
-        n->asset.t2_dir->state = NODE_VISIBLE;
-        n->asset.was_visible = true;
-        clock_gettime(CLOCK_MONOTONIC, &n->asset.visible_at);
-        t->visible_assets++;
-    }
-    return 0;
-}
-
-int tree_ack_begin(struct tree *t, struct node *n)
-{
-    if (n->kind != NODE_EVENT || n->state != NODE_VISIBLE)
-        return -ENOENT;
-    n->state = NODE_ACKING;
-    t->visible_events--;
-    return 0;
-}
-
-void tree_ack_end(struct tree *t, const char *asset, uint64_t offset, bool acked)
-{
-    struct node *a = tree_find_child(t, t->assets_dir, asset);
-    struct node *n = a ? dir_index_get(a->asset.events, offset) : NULL;
-
-    if (!n || n->state != NODE_ACKING)
-        return;
-    if (acked) {
-        dir_index_remove(a->asset.events, offset);
-        unlink_node(t, n);
-    } else {
-        n->state = NODE_VISIBLE; /* the ack is not on disk: the event stays */
-        t->visible_events++;
-    }
-}
-
-void tree_asset_drop(struct tree *t, struct node *asset)
-{
-    struct dir_index *events = asset->asset.events;
-    uint64_t key = 0;
-
-    if (asset->state == NODE_REMOVED)
-        return;
-    for (struct node *ev = dir_index_next(events, 0, &key); ev;
-         ev = key < UINT64_MAX ? dir_index_next(events, key + 1, &key) : NULL) {
-        if (ev->state == NODE_VISIBLE)
-            t->visible_events--;
-        dir_index_remove(events, key);
-        unlink_node(t, ev);
-    }
-    if (asset->state == NODE_VISIBLE)
-        t->visible_assets--;
-    dir_index_remove(t->assets, asset->asset.serial);
-    unlink_node(t, asset->asset.events_dir);
-    unlink_node(t, asset->asset.t2_dir);
-    unlink_node(t, asset);
 }

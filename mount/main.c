@@ -410,6 +410,7 @@ static void twinfs_options_of(const struct mount_options *o, struct twinfs_optio
         .mountpoint = o->mountpoint,
         .entry_timeout_s = o->entry_timeout_s,
         .materialize_delay_ms = o->materialize_delay_ms,
+        .events_dir = o->events_dir,
         .max_t2_open = o->max_t2_open,
     };
 }

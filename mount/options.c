@@ -27,8 +27,8 @@ enum key_kind {
     KIND_START,   /* beginning or now (enum mount_start) */
 };
 
-/* A twinfs option: its field in struct mount_options, and its bit in set_mask (t2 and no_t2
- * share one because they set the same thing). */
+/* A twinfs option: its field in struct mount_options, and its bit in set_mask (t2 and no_t2,
+ * events_dir and no_events_dir share one because they set the same thing). */
 struct key_def {
     const char *name;
     enum key_kind kind;
@@ -55,6 +55,8 @@ static const struct key_def keys[] = {
     {"max_t2_open", KIND_COUNT, 1u << 10, FIELD(max_t2_open), 1, MAX_T2_OPEN_LIMIT},
     {"config", KIND_PATH, 1u << 11, FIELD(config), 0, 0},
     {"max_pending_mb", KIND_COUNT, 1u << 12, FIELD(max_pending_mb), 1, MAX_PENDING_MB_LIMIT},
+    {"events_dir", KIND_FLAG, 1u << 13, FIELD(events_dir), 1, 0},
+    {"no_events_dir", KIND_FLAG, 1u << 13, FIELD(events_dir), 0, 0},
 };
 
 int options_fail(char *err, size_t errlen, int r, const char *fmt, ...)
@@ -310,6 +312,7 @@ int mount_options_parse(int argc, char **argv, struct mount_options *ret, char *
 
     memset(ret, 0, sizeof(*ret));
     ret->t2 = true;
+    ret->events_dir = true;
     ret->t2_timeout_s = MOUNT_DEFAULT_T2_TIMEOUT_S;
     ret->max_pending = MOUNT_DEFAULT_MAX_PENDING;
     ret->max_pending_mb = MOUNT_DEFAULT_MAX_PENDING_MB;
@@ -366,6 +369,8 @@ void mount_options_print_help(FILE *f, const char *progname)
             "                           XDG_STATE_HOME defaulting to ~/.local/state)\n"
             "    -o schemas=DIR         local AVRO schemas NAME/VERSION (default: from the twin)\n"
             "    -o t2, -o no_t2        enable/disable Type 2 requests under t2/ (default: t2)\n"
+            "    -o events_dir, -o no_events_dir  show/hide MOUNTPOINT/events, every asset's\n"
+            "                           events in one directory (default: events_dir)\n"
             "    -o t2_timeout=S        T2 request timeout in seconds (default: %g)\n"
             "    -o max_pending=N       unacknowledged events held at most (default: %u)\n"
             "    -o max_pending_mb=N    and their size at most, in MiB (as sent or as shown)\n"

@@ -49,6 +49,7 @@ struct mount_options {
     char *schemas;
     char *config;
     bool t2;
+    bool events_dir; /* MOUNTPOINT/events shown */
     double t2_timeout_s;
     unsigned max_pending;
     unsigned max_pending_mb;

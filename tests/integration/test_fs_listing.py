@@ -65,7 +65,7 @@ def test_listing_matches_demo(demo_twin, tmp_path):
         m.wait_for(lambda: m.status()["visible_events"] == len(demo.EVENTS), 15,
                    "every demo event to be visible")
         assert sorted(os.listdir(m.path("assets"))) == sorted(demo.ASSETS)
-        assert sorted(os.listdir(m.mnt)) == [".twinfs", "assets"]
+        assert sorted(os.listdir(m.mnt)) == [".twinfs", "assets", "events"]
         for asset, evs in expected.items():
             d = m.path("assets", asset)
             assert stat.S_ISDIR(os.stat(d).st_mode)

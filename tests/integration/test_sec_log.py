@@ -12,6 +12,7 @@ xattrs as control characters.
 
 The fake twin (tests/reliability/faketwin.py) serves the hostile names and headers."""
 
+import json
 import os
 import re
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 
 from testlib.events import event, read_all
 from testlib.mount import event_name
+from testlib.names import shown
 from testlib.paths import twinfs_binary
 
 from faketwin import Answer
@@ -54,10 +56,12 @@ def test_hostile_ids_cannot_forge_log_lines(fake, mount_of):
     m = mount_of(fake)
     m.wait_for(lambda: m.events("a") == [event_name(0, "Ping")], 20, "the good event")
     m.wait_for(lambda: m.status()["decode_errors"] == len(EVIL_ASSETS), 20, "the decode errors")
-    # The events of the hostile assets are there (the names are the twin's, not ours to
-    # judge), each shown with its error.
+    # The events of the hostile assets are there, under names shown escaped (docs/filesystem.md,
+    # "Names from the twin"), each with its error and the real id in its JSON.
     for aid in EVIL_ASSETS:
-        assert m.events(aid) == [event_name(0, "NoSuchSchema")]
+        assert m.events(shown(aid)) == [event_name(0, "NoSuchSchema")]
+        with open(os.path.join(m.events_dir(shown(aid)), event_name(0, "NoSuchSchema"))) as f:
+            assert json.load(f)["asset"] == aid
     m.status_at_stop = m.status()
     m.stop()
     log = log_bytes(m)

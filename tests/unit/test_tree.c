@@ -12,7 +12,7 @@
 
 #define ASSETS  6
 #define OFFSETS 40
-#define FIXED   4 /* root, assets, .twinfs, status */
+#define FIXED   5 /* root, assets, .twinfs, status, events */
 
 enum mstate { M_NONE, M_PENDING, M_VISIBLE, M_ACKING };
 
@@ -34,7 +34,7 @@ static struct node *find_asset(struct tree *t, int i)
 {
     char name[32];
     asset_name(i, name, sizeof(name));
-    return tree_find_child(t, t->assets_dir, name);
+    return tree_asset_find(t, name);
 }
 
 static struct node *find_event(struct tree *t, int i, uint64_t off)
@@ -50,7 +50,8 @@ static struct node *add_asset(struct tree *t, int i)
     char name[32];
     bool is_new = false;
     asset_name(i, name, sizeof(name));
-    struct node *a = tree_asset_get_or_add(t, name, &is_new);
+    struct node *a = NULL;
+    CHECK_INT_EQ(tree_asset_get_or_add(t, name, &is_new, &a), 0);
     CHECK(a != NULL);
     CHECK(is_new == (model[i].state == M_NONE));
     if (is_new) {
@@ -66,11 +67,16 @@ static void add_event(struct tree *t, int i, uint64_t off)
     char fname[300];
     struct node *n = NULL;
     CHECK(event_file_name(off, "Ev", fname, sizeof(fname)) > 0);
-    struct node_event ev = {.seq = off + 1, .offset = off, .type_name = strdup("Ev")};
+    char flat[64];
+    uint64_t seq = (uint64_t)i * OFFSETS + off + 1;
+    snprintf(flat, sizeof(flat), "%020llu-asset-%d-Ev.json", (unsigned long long)seq, i);
+    struct node_event ev = {
+        .seq = seq, .offset = off, .type_name = strdup("Ev"), .flat_name = strdup(flat)};
     int r = tree_event_add(t, a, fname, &ev, &n);
     if (model[i].ev[off] != M_NONE) {
         CHECK_INT_EQ(r, -EEXIST);
         free(ev.type_name); /* not taken on failure */
+        free(ev.flat_name);
         return;
     }
     CHECK_INT_EQ(r, 0);
@@ -94,7 +100,6 @@ static void show(struct tree *t, int i, int off) /* off < 0: the asset */
 
 static void ack(struct tree *t, int i, uint64_t off, int how) /* 0: begin, 1: fails, 2: done */
 {
-    char name[32];
     enum mstate *m = &model[i].ev[off];
     if (how == 0) {
         struct node *n = find_event(t, i, off);
@@ -108,18 +113,35 @@ static void ack(struct tree *t, int i, uint64_t off, int how) /* 0: begin, 1: fa
             *m = M_ACKING;
         return;
     }
-    asset_name(i, name, sizeof(name));
-    tree_ack_end(t, name, off, how == 2);
+    struct node *n = find_event(t, i, off);
+    if (n && n->state == NODE_ACKING)
+        CHECK_INT_EQ(tree_ack_end(t, n, NODE_LINK_MAIN, how == 2), how == 2 ? 0 : NODE_LINK_MAIN);
     if (*m == M_ACKING)
         *m = how == 2 ? M_NONE : M_VISIBLE;
+}
+
+/* What the materializer does after a drop: every name the kernel had goes. */
+static void remove_names(struct tree *t, struct node *a)
+{
+    uint64_t key = 0;
+    for (struct node *n = tree_dir_next(t, a->asset.events_dir, 0, &key); n;
+         n = tree_dir_next(t, a->asset.events_dir, key + 1, &key)) {
+        CHECK(n->state == NODE_REMOVED && n->links != 0); /* only names the kernel has stay */
+        tree_name_gone(t, n, NODE_LINK_MAIN);
+    }
+    tree_name_gone(t, a->asset.events_dir, NODE_LINK_MAIN);
+    tree_name_gone(t, a->asset.t2_dir, NODE_LINK_MAIN);
+    tree_name_gone(t, a, NODE_LINK_MAIN); /* may free a */
 }
 
 static void drop(struct tree *t, int i)
 {
     struct node *a = find_asset(t, i);
     CHECK((a != NULL) == (model[i].state != M_NONE));
-    if (a)
+    if (a) {
         tree_asset_drop(t, a);
+        remove_names(t, a);
+    }
     memset(&model[i], 0, sizeof(model[i]));
 }
 
@@ -184,7 +206,7 @@ static void test_random_against_model(void)
 {
     for (int round = 0; round < 20; round++) {
         struct tree t;
-        CHECK_INT_EQ(tree_init(&t), 0);
+        CHECK_INT_EQ(tree_init(&t, true), 0);
         memset(model, 0, sizeof(model));
         for (int op = 0; op < 3000; op++) {
             int i = (int)unit_rand(ASSETS);
@@ -215,7 +237,7 @@ static void test_random_against_model(void)
 static void test_held_nodes(void)
 {
     struct tree t;
-    CHECK_INT_EQ(tree_init(&t), 0);
+    CHECK_INT_EQ(tree_init(&t, true), 0);
     memset(model, 0, sizeof(model));
     add_event(&t, 0, 5);
     add_event(&t, 0, 6);
@@ -255,8 +277,56 @@ static void test_held_nodes(void)
     tree_destroy(&t);
 }
 
+/* An event with both names: either unlink acks it, the other name stays (for the caller) until
+ * it goes through the mount; a deleted asset's names stay until they go too. */
+static void test_two_names(void)
+{
+    struct tree t;
+    CHECK_INT_EQ(tree_init(&t, true), 0);
+    memset(model, 0, sizeof(model));
+    add_event(&t, 0, 1);
+    add_event(&t, 0, 2);
+    show(&t, 0, -1);
+    show(&t, 0, 1);
+    show(&t, 0, 2);
+    struct node *n1 = find_event(&t, 0, 1), *n2 = find_event(&t, 0, 2);
+    CHECK(tree_event_find(&t, t.all_events_dir, n1->event.flat_name) == n1); /* any state */
+    CHECK(!node_seen(n1, NODE_LINK_FLAT, false));                            /* not linked yet */
+    CHECK_INT_EQ(tree_link_flat(&t, n1), 0);
+    CHECK_INT_EQ(tree_link_flat(&t, n1), -ENOENT);
+    CHECK(node_seen(n1, NODE_LINK_FLAT, false) && node_seen(n1, NODE_LINK_MAIN, false));
+    uint64_t ino1 = n1->ino;
+    CHECK_INT_EQ(tree_ack_begin(&t, n1), 0);
+    CHECK(!node_seen(n1, NODE_LINK_FLAT, false) && node_seen(n1, NODE_LINK_FLAT, true));
+    CHECK_INT_EQ(tree_ack_end(&t, n1, NODE_LINK_FLAT, true), NODE_LINK_MAIN);
+    CHECK(n1->state == NODE_REMOVED);
+    CHECK(tree_event_find(&t, t.all_events_dir, n1->event.flat_name) == NULL);
+    CHECK(tree_event_find(&t, n1->parent, n1->name) == n1); /* for the caller's unlink */
+    CHECK(node_seen(n1, NODE_LINK_MAIN, true) && !node_seen(n1, NODE_LINK_MAIN, false));
+    tree_name_gone(&t, n1, NODE_LINK_MAIN);
+    CHECK(tree_get(&t, ino1) == NULL);
+
+    /* the asset deleted: its shown names stay for the caller, a new asset of that id apart */
+    CHECK_INT_EQ(tree_link_flat(&t, n2), 0);
+    struct node *a = find_asset(&t, 0);
+    tree_asset_drop(&t, a);
+    CHECK(find_asset(&t, 0) == NULL);
+    CHECK(tree_asset_find_linked(&t, "asset-0") == a && a->state == NODE_REMOVED);
+    memset(model, 0, sizeof(model));
+    struct node *b = add_asset(&t, 0);
+    CHECK(b != a && tree_asset_find_linked(&t, "asset-0") == a);
+    CHECK(tree_event_find(&t, t.all_events_dir, n2->event.flat_name) == n2);
+    tree_name_gone(&t, n2, NODE_LINK_FLAT);
+    CHECK(tree_event_find(&t, t.all_events_dir, n2->event.flat_name) == NULL);
+    remove_names(&t, a);
+    CHECK(tree_asset_find_linked(&t, "asset-0") == NULL);
+    CHECK_INT_EQ(t.ino_count, FIXED + 3); /* b and its directories */
+    tree_destroy(&t);
+}
+
 int main(void)
 {
+    RUN(test_two_names);
     RUN(test_held_nodes);
     RUN(test_random_against_model);
     return 0;
