@@ -9,19 +9,26 @@
  * create names in it). A symlink on the way is followed only if it is owned by the user or
  * root (the directory holding it is checked already); the directories it leads to are checked
  * in turn. The journal is a regular file owned by the user, not writable by group or others,
- * and never a symlink. */
+ * and never a symlink. The holder's note (twin/tracker_holder.h) is an extended attribute of
+ * the journal's directory, reached through the same walk. */
 #include "tracker_path.h"
 #include "tracker.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
+#include <linux/limits.h>
+
+#include "twin/hash.h"
+#include "twin/tracker_holder.h"
 
 #define MAX_LINKS 40
 
@@ -354,4 +361,92 @@ int tracker_path_check_journal(const struct stat *st, const char *dir, const cha
     struct why w = {why, why_size};
 
     return check_journal(st, dir, base, &w);
+}
+
+/* ---- the holder's note (twin/tracker_holder.h) ---- */
+
+/* The attribute's name: HOLDER_XATTR and the journal's name, or "#" and 16 hex digits of its
+ * FNV-1a when that does not fit XATTR_NAME_MAX. */
+#define HOLDER_XATTR "user.twinfs.holder."
+
+static void holder_name(const char *base, char ret[XATTR_NAME_MAX + 1])
+{
+    size_t len = strlen(base);
+
+    if (sizeof(HOLDER_XATTR) - 1 + len <= XATTR_NAME_MAX)
+        snprintf(ret, XATTR_NAME_MAX + 1, HOLDER_XATTR "%s", base);
+    else
+        snprintf(ret, XATTR_NAME_MAX + 1, HOLDER_XATTR "#%016" PRIx64,
+                 twin_fnv1a(TWIN_FNV1A_INIT, base, len));
+}
+
+/* Opens the directory of the tracker at path through the checked walk into *ret_dirfd, and
+ * names the note's attribute. */
+static int holder_dir(const char *path, int *ret_dirfd, char name[XATTR_NAME_MAX + 1])
+{
+    char shown[PATH_MAX];
+    char *base = NULL;
+    int r;
+
+    if (!path || !*path)
+        return -EINVAL;
+    r = tracker_path_open(path, false, ret_dirfd, &base, shown, sizeof(shown), NULL, 0);
+    if (r < 0)
+        return r;
+    if (*ret_dirfd < 0)
+        r = -ENOENT;
+    else
+        holder_name(base, name);
+    free(base);
+    return r;
+}
+
+int tracker_holder_write(const char *tracker_path, const char *text)
+{
+    char name[XATTR_NAME_MAX + 1];
+    size_t len = text ? strlen(text) : 0;
+    int dirfd = -1, r;
+
+    if (!text)
+        return -EINVAL;
+    if (len > TRACKER_HOLDER_MAX)
+        return -EMSGSIZE;
+    r = holder_dir(tracker_path, &dirfd, name);
+    if (r < 0)
+        return r;
+    if (fsetxattr(dirfd, name, text, len, 0) < 0)
+        r = neg_errno(); /* ENOTSUP is EOPNOTSUPP */
+    close(dirfd);
+    return r;
+}
+
+ssize_t tracker_holder_read(const char *tracker_path, char *buf, size_t size)
+{
+    char name[XATTR_NAME_MAX + 1];
+    char *note;
+    ssize_t n;
+    int dirfd = -1, r;
+
+    if (!buf || size == 0)
+        return -EINVAL;
+    note = malloc(TRACKER_HOLDER_MAX);
+    if (!note)
+        return -ENOMEM;
+    r = holder_dir(tracker_path, &dirfd, name);
+    if (r < 0) {
+        free(note);
+        return r;
+    }
+    n = fgetxattr(dirfd, name, note, TRACKER_HOLDER_MAX);
+    if (n < 0)
+        n = errno == ENODATA ? -ENOENT : neg_errno();
+    close(dirfd);
+    if (n >= 0) {
+        if ((size_t)n >= size)
+            n = (ssize_t)size - 1;
+        memcpy(buf, note, (size_t)n);
+        buf[n] = '\0';
+    }
+    free(note);
+    return n;
 }

@@ -19,8 +19,10 @@
 #include <linux/capability.h>
 
 #include "daemon.h"
+#include "holder.h"
 #include "log.h"
 #include "mount_ref.h"
+#include "mountinfo.h"
 #include "options.h"
 #include "session.h"
 
@@ -46,53 +48,6 @@ static int __attribute__((format(printf, 2, 3))) fail(int status, const char *fm
         fprintf(stderr, "twinfs: %s\n", msg);
     }
     return status;
-}
-
-/* Undoes the octal escapes (\040 for a space) of /proc/self/mountinfo, in place. */
-static void unescape_mount_path(char *s)
-{
-    char *out = s;
-
-    while (*s) {
-        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-            s[3] >= '0' && s[3] <= '7') {
-            *out++ = (char)(((s[1] - '0') << 6) | ((s[2] - '0') << 3) | (s[3] - '0'));
-            s += 4;
-        } else {
-            *out++ = *s++;
-        }
-    }
-    *out = '\0';
-}
-
-/* Whether path (absolute, resolved) is a mount point already. Reading mountinfo rather than
- * comparing st_dev with the parent's, because stat on a dead FUSE mount hangs or fails. */
-static bool is_mount_point(const char *path)
-{
-    FILE *f = fopen("/proc/self/mountinfo", "re");
-    char *line = NULL;
-    size_t cap = 0;
-    bool found = false;
-
-    if (!f)
-        return false;
-    while (!found && getline(&line, &cap, f) > 0) {
-        /* id parent major:minor root MOUNTPOINT ... */
-        char *field = line;
-        for (int i = 0; i < 4 && field; i++) {
-            field = strchr(field, ' ');
-            if (field)
-                field++;
-        }
-        if (!field)
-            continue;
-        field[strcspn(field, " ")] = '\0';
-        unescape_mount_path(field);
-        found = strcmp(field, path) == 0;
-    }
-    free(line);
-    fclose(f);
-    return found;
 }
 
 /* libfuse's own messages go through the same log. */
@@ -241,13 +196,42 @@ static int start_error(const struct mount_options *o, int r)
     }
 }
 
-static int new_error(const struct mount_options *o, int r)
+/* The message for a tracker in use: who holds it, as far as its note tells. */
+static int busy_error(const struct mount_options *o, const struct holder *h)
+{
+    if (holder_is_mounted(h))
+        return fail(MOUNT_EXIT_FAILURE,
+                    "tracker=%s: in use by another twinfs (pid %ld, mounted on %s)", o->tracker,
+                    (long)h->pid, h->mountpoint);
+    if (holder_is_running(h))
+        return fail(MOUNT_EXIT_FAILURE,
+                    "tracker=%s: in use by another twinfs (pid %ld, unmounted from %s but still "
+                    "running after %d s)",
+                    o->tracker, (long)h->pid, h->mountpoint, HOLDER_WAIT_S);
+    return fail(MOUNT_EXIT_FAILURE,
+                "tracker=%s: in use by another twinfs (waited %d s for it to exit)", o->tracker,
+                HOLDER_WAIT_S);
+}
+
+struct new_args {
+    const struct twinfs_options *topt;
+    struct twinfs **ret;
+};
+
+static int try_twinfs_new(void *arg)
+{
+    struct new_args *a = arg;
+
+    return twinfs_new(a->topt, log_hook, a->ret);
+}
+
+static int new_error(const struct mount_options *o, int r, const struct holder *h)
 {
     switch (r) {
     case -EINVAL:
         return fail(MOUNT_EXIT_USAGE, "%s: bad URL or configuration", o->url);
     case -EBUSY:
-        return fail(MOUNT_EXIT_FAILURE, "tracker=%s: in use by another twinfs", o->tracker);
+        return busy_error(o, h);
     case -EPERM: {
         char why[PATH_MAX + 256];
         if (follower_check_tracker(o->tracker, why, sizeof(why)) < 0 && why[0])
@@ -420,6 +404,7 @@ static int serve(struct mount_options *o)
 {
     struct twinfs_options topt;
     struct twinfs *fs = NULL;
+    struct holder holder;
     struct fuse_session *se;
     struct mount_ref mref = {.covered_fd = -1, .parent_fd = -1};
     sigset_t stop_signals;
@@ -434,9 +419,9 @@ static int serve(struct mount_options *o)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
     twinfs_options_of(o, &topt);
-    r = twinfs_new(&topt, log_hook, &fs);
+    r = holder_wait(o->tracker, try_twinfs_new, &(struct new_args){&topt, &fs}, &holder);
     if (r < 0)
-        return new_error(o, r);
+        return new_error(o, r, &holder);
     r = twinfs_start(fs);
     if (r < 0) {
         status = start_error(o, r);
@@ -464,6 +449,12 @@ static int serve(struct mount_options *o)
         unmount_own(se, &mref);
         goto fail_signals;
     }
+    /* Before the report: a twinfs started once this one's caller returns is told at once
+     * that the tracker is in use. */
+    r = holder_record(o->tracker, &mref, o->mountpoint);
+    if (r < 0)
+        log_msg(LOG_WARNING, "tracker=%s: cannot record this twinfs as its holder: %s", o->tracker,
+                strerror(-r));
     log_msg(LOG_INFO, "mounted %s on %s", o->url, o->mountpoint);
     daemon_report_ok();
     pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL);
@@ -538,7 +529,7 @@ static int prepare_mount(struct mount_options *o)
                 "proxy in http_proxy or all_proxy); use https://\n",
                 o->url);
     raise_fd_limit(o);
-    if (is_mount_point(o->mountpoint))
+    if (mountinfo_is_mount_point(o->mountpoint))
         return fail(MOUNT_EXIT_FAILURE, "%s: mountpoint: already a mount point", o->mountpoint);
     if (add_default_fuse_options(o) < 0)
         return fail(MOUNT_EXIT_FAILURE, "out of memory");

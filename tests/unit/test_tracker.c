@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "tracker.h"
+#include "twin/tracker_holder.h"
 #include "unit.h"
 
 static char dir[64];
@@ -712,6 +713,62 @@ static void test_insecure_directories_refused(void)
     CHECK(unlink(link) == 0);
 }
 
+/* The holder's note: written in one step, read back and replaced; one per journal of a
+ * directory; kept across compaction; no file added next to the journal. */
+static void test_holder_note(void)
+{
+    char buf[TRACKER_HOLDER_MAX + 1], big[TRACKER_HOLDER_MAX + 2], other[400], d[100];
+    struct tracker *t, *t2;
+
+    snprintf(d, sizeof(d), "%s/notes", dir);
+    snprintf(path, sizeof(path), "%s/held", d);
+    CHECK_INT_EQ(tracker_holder_read(path, buf, sizeof(buf)), -ENOENT); /* no directory */
+    CHECK_INT_EQ(tracker_holder_write(path, "pid 1\n"), -ENOENT);
+    t = open_ok();
+    CHECK_INT_EQ(tracker_holder_read(path, buf, sizeof(buf)), -ENOENT); /* no note */
+    CHECK_INT_EQ(tracker_holder_write(path, "pid 1\nmount 2\n"), 0);
+    CHECK_INT_EQ(tracker_holder_read(path, buf, sizeof(buf)), 14);
+    CHECK_STR_EQ(buf, "pid 1\nmount 2\n");
+    CHECK_INT_EQ(tracker_holder_write(path, "pid 3\n"), 0);
+    CHECK_INT_EQ(tracker_holder_read(path, buf, 4), 3); /* cut to the buffer */
+    CHECK_STR_EQ(buf, "pid");
+    CHECK_INT_EQ(tracker_holder_read(path, buf, sizeof(buf)), 6);
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    CHECK_INT_EQ(tracker_holder_write(path, big), -EMSGSIZE);
+    CHECK_INT_EQ(tracker_holder_read(path, buf, sizeof(buf)), 6); /* the old note stays */
+
+    /* a second journal in the same directory has a note of its own, even one whose name is
+     * too long to be part of an attribute's name */
+    snprintf(other, sizeof(other), "%s/%0250d", d, 7);
+    CHECK_INT_EQ(tracker_open(other, &t2), 0);
+    CHECK_INT_EQ(tracker_holder_read(other, buf, sizeof(buf)), -ENOENT);
+    CHECK_INT_EQ(tracker_holder_write(other, "pid 8\n"), 0);
+    CHECK_INT_EQ(tracker_holder_read(other, buf, sizeof(buf)), 6);
+    CHECK_STR_EQ(buf, "pid 8\n");
+    CHECK_INT_EQ(tracker_holder_read(path, buf, sizeof(buf)), 6);
+    CHECK_STR_EQ(buf, "pid 3\n");
+    tracker_close(t2);
+
+    /* compaction replaces the journal's file; the note stays */
+    for (uint64_t s = 1; s <= 100; s += 2)
+        CHECK_INT_EQ(tracker_ack(t, s), 0);
+    CHECK_INT_EQ(tracker_compact(t), 0);
+    CHECK_INT_EQ(tracker_holder_read(path, buf, sizeof(buf)), 6);
+    CHECK_STR_EQ(buf, "pid 3\n");
+    tracker_close(t);
+
+    /* nothing but the two journals in the directory */
+    DIR *dd = opendir(d);
+    struct dirent *e;
+    int files = 0;
+    CHECK(dd != NULL);
+    while ((e = readdir(dd)) != NULL)
+        files += e->d_name[0] != '.';
+    closedir(dd);
+    CHECK_INT_EQ(files, 2);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/test_tracker.XXXXXX");
@@ -729,6 +786,7 @@ int main(void)
     RUN(test_compaction_does_not_follow_links);
     RUN(test_foreign_journal_refused);
     RUN(test_insecure_directories_refused);
+    RUN(test_holder_note);
     rm_rf(dir);
     return 0;
 }
