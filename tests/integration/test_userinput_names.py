@@ -18,6 +18,7 @@ import pytest
 
 from testlib.events import setup_ping
 from testlib.mount import mounted
+from testlib.names import shown
 
 ASSET = "a"
 
@@ -199,24 +200,27 @@ def test_odd_bytes_in_t2_types(twin_a, tmp_path):
     assert sorted(r["type"] for r in echo.seen) == sorted(ODD_TYPES)
 
 
-ODD_ASSETS = ["asset with space", "asset%2F%25", "ässet-日本", "a?b#c", "a+b&c;d"]
+ODD_ASSETS = ["asset with space", "asset%2F%25", "ässet-日本", "a?b#c", "a+b&c;d", "tab\there"]
 
 
 def test_odd_asset_ids_reach_the_provider(twin, tmp_path):
-    """Asset ids with odd bytes: the directory has the id as its name, and a T2 request
-    made through it names that very asset."""
+    """Asset ids with odd bytes: the directory has the id's shown name (control characters and
+    '%' escaped, everything else as it is), and a T2 request made through it names that very
+    asset."""
     setup_ping(twin, ODD_ASSETS)
     echo = Echo(twin, ["Echo"])
     try:
         with mounted(twin, tmp_path) as m:
             m.wait_for(lambda: len(os.listdir(m.path("assets"))) == len(ODD_ASSETS), 10,
                        "the assets")
-            assert sorted(os.listdir(m.path("assets"))) == sorted(ODD_ASSETS)
+            assert sorted(os.listdir(m.path("assets"))) == sorted(shown(a) for a in ODD_ASSETS)
+            assert shown("asset%2F%25") == "asset%252F%2525" and shown("tab\there") == "tab%09here"
             for a in ODD_ASSETS:
-                assert os.getxattr(m.path("assets", a), "user.twin.asset") == a.encode()
-                assert read_all(t2_bytes(m, a, "Echo", b"q")) == b"q", a
+                assert os.getxattr(m.path("assets", shown(a)), "user.twin.asset") == a.encode()
+                assert read_all(t2_bytes(m, shown(a), "Echo", b"q")) == b"q", a
             # A name that is not an asset is ENOENT, whatever its bytes.
-            for bad in (b"nope", b"asset%20with%20space", b"\xff", b"asset with space "):
+            for bad in (b"nope", b"asset%20with%20space", b"\xff", b"asset with space ",
+                        b"asset%2F%25", b"tab\there"):
                 p = os.path.join(os.fsencode(m.mnt), b"assets", bad)
                 assert errno_of(lambda: os.stat(p)) == errno.ENOENT, bad
     finally:
