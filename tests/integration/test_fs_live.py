@@ -77,6 +77,31 @@ def test_deleted_asset_disappears(twin, tmp_path):
         m.wait_for(lambda: os.listdir(m.events_dir("gone")), 10, "recreated asset's event")
 
 
+def test_assets_created_and_deleted_at_once_are_no_error(twin, tmp_path):
+    """An asset deleted while its directory is being made needs nothing made: no materialize
+    error and no warning in the log. One deleted and created again at once is a new, empty
+    directory with only its new event."""
+    setup_ping(twin, ["keep"])
+    with mounted(twin, tmp_path, materialize_delay=0) as m:
+        m.wait_for(lambda: "keep" in os.listdir(m.path("assets")), 10, "asset keep")
+        for i in range(150):  # each a race between its mkdir and its deletion
+            a = "brief-%d" % i
+            twin.create_asset(a)
+            twin.delete_asset(a)
+        twin.delete_asset("keep")
+        twin.create_asset("keep")
+        twin.publish("keep", "Ping", 1, {"n": 99})
+        m.wait_for(lambda: m.status()["materialize_queue"] == 0
+                   and os.listdir(m.path("assets")) == ["keep"]
+                   and m.events("keep") == [event_name(0, "Ping")], 20, "the queue done")
+        assert read_json(os.path.join(m.events_dir("keep"), event_name(0, "Ping")))["data"] == \
+            {"n": 99}
+        st = m.status()
+        assert st["materialize_errors"] == 0, st
+        assert st["assets"] == 1 and st["visible_events"] == 1, st
+    assert "without inotify event" not in m.log()
+
+
 def caller_pids(m):
     """The materializer's caller process (twinfs-caller) of the mount m."""
     return [p for p in twinfs_pids(m.mnt, with_caller=True) if p != m.pid]
