@@ -39,11 +39,34 @@ struct status_values {
     uint64_t ops[FS_OP_COUNT];
 };
 
-/* last_error as JSON renders it in at most two bytes per byte: control characters become '?',
- * and so do the bytes past ASCII of a text that is not UTF-8 (a message cut inside a
- * character), which JSON cannot carry. */
+/* The length of a UTF-8 sequence from its first byte; 0 for a byte that cannot start one. */
+static size_t utf8_seq_len(unsigned char c)
+{
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xe0) == 0xc0)
+        return 2;
+    if ((c & 0xf0) == 0xe0)
+        return 3;
+    if ((c & 0xf8) == 0xf0)
+        return 4;
+    return 0;
+}
+
+/* last_error as JSON renders it in at most two bytes per byte: a character cut at the end of
+ * the message goes, control characters become '?', and so does every byte past ASCII of a
+ * text that is still not UTF-8, which JSON cannot carry. */
 static void status_clean_error(char *s)
 {
+    size_t len = strlen(s), start = len;
+
+    while (start > 0 && len - start < 4 && ((unsigned char)s[start - 1] & 0xc0) == 0x80)
+        start--;
+    if (start > 0) {
+        size_t want = utf8_seq_len((unsigned char)s[start - 1]);
+        if (want > 1 && len - (start - 1) < want)
+            s[start - 1] = '\0';
+    }
     for (char *p = s; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = '?';

@@ -3,6 +3,7 @@
 
 - shutil.copyfile (sendfile), splice to a pipe, cp, tar (archive, extract, compare) and rsync
   (when installed) give the whole JSON, as many bytes as stat said, without warnings.
+- A last_error cut inside a UTF-8 character still gives a status that reads, as JSON.
 - Readers in several threads at once, each with stat, open, fstat and reads: all agree.
 - `tail -n +1 -f` and `tail -n +1 -F` print the snapshot they opened once, whole, and nothing
   more: no "file truncated" on stderr and no second copy, while events flow and other readers
@@ -19,7 +20,7 @@ import time
 
 import pytest
 
-from testlib.events import setup_ping
+from testlib.events import event, setup_ping
 from testlib.mount import mounted, read_status
 from testlib.wait import wait_for
 
@@ -211,3 +212,18 @@ def test_tail_follows_without_truncation(twin, tmp_path, follow):
         # the snapshot tail opened, whole and once: a second copy would be extra data
         doc = json.loads(out_path.read_bytes())
         assert doc["delivered"] >= first["delivered"]
+
+
+def test_status_reads_with_an_error_cut_inside_a_character(fake, mount_of):
+    """last_error keeps the first 255 bytes of a message: here the notice of an event that
+    cannot be decoded, whose asset id puts the cut inside a two-byte character."""
+    asset = "x" + "\u00e9" * 121  # "event seq 1 (" + asset: byte 254 starts an é
+    fake.assets = [asset]
+    fake.add_record(**event(1, asset, 0, name="Nope"))  # no such schema
+    m = mount_of(fake)
+    st = wait_for(lambda: (lambda s: s if s["decode_errors"] == 1 else None)(
+        read_status(m.mnt)), 20, "the decode error")
+    # the message up to its last whole character
+    assert st["last_error"].encode() == ("event seq 1 (" + asset).encode()[:254]
+    with open(status_path(m), "rb") as f:
+        assert_whole(f.read(), os.stat(status_path(m)).st_size)
