@@ -65,6 +65,7 @@ struct twinfs {
     struct fuse_session *se;
     struct tree tree;
     struct materializer *mat; /* makes the pending entries of tree visible */
+    struct status *status;    /* the status file's size and time (status.c) */
     double entry_timeout;
     uid_t uid; /* the daemon's, shown as every node's owner */
     gid_t gid;
@@ -114,5 +115,19 @@ void t2_file_open(struct twinfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse
 void t2_file_read(struct twinfs *fs, fuse_req_t req, struct open_handle *oh, size_t size,
                   off_t off);
 
-/* The status file's content: a malloc'd JSON text, or NULL on ENOMEM. */
+/* The status file (status.c). Every snapshot has one size, the longest this mount can render
+ * (padded with spaces), so that stat and the reads of any open agree; its mtime is the time of
+ * the latest snapshot. Its attributes are cached STATUS_ATTR_TIMEOUT_S seconds. */
+#define STATUS_ATTR_TIMEOUT_S 1.0
+
+/* Sizes the status of fs, whose follower exists. Returns 0 or -ENOMEM. */
+int status_new(struct twinfs *fs, struct status **ret);
+void status_free(struct status *s);
+
+/* A fresh snapshot: a malloc'd JSON text of the status's size, or NULL on ENOMEM. Takes the
+ * tree lock: the caller does not hold it. */
 char *status_render(struct twinfs *fs, size_t *ret_len);
+
+/* The status file's size, blocks and times (its ctime stays the node's: the tree's). Takes
+ * only the status's own lock: callable under the tree lock. */
+void status_fill_attr(struct status *s, struct stat *st);

@@ -87,15 +87,20 @@ void ops_fill_attr(const struct twinfs *fs, const struct node *n, struct stat *s
         st->st_size = (off_t)n->event.content_len;
         st->st_blocks = (blkcnt_t)((n->event.content_len + 511) / 512);
     }
+    if (n->kind == NODE_STATUS)
+        status_fill_attr(fs->status, st);
 }
 
-/* Names and attributes of everything but T2 files never change: cache them long. T2 files
- * are asked again at each open; the status file's size is unknown (direct_io). T2 types and
- * names may be dropped by the daemon (tree.h): a later path walk must look them up again. */
+/* Names and attributes of everything but T2 files and the status file never change: cache
+ * them long. T2 files are asked again at each open; the status file's mtime follows its
+ * snapshots. T2 types and names may be dropped by the daemon (tree.h): a later path walk must
+ * look them up again. */
 static double node_timeout(const struct twinfs *fs, const struct node *n)
 {
     if (n->kind == NODE_T2_FILE || n->kind == NODE_T2_TYPE)
         return 0;
+    if (n->kind == NODE_STATUS && STATUS_ATTR_TIMEOUT_S < fs->entry_timeout)
+        return STATUS_ATTR_TIMEOUT_S;
     return fs->entry_timeout;
 }
 

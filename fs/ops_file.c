@@ -9,7 +9,7 @@
 #include <inttypes.h>
 #include <syslog.h>
 
-/* An open status file: a snapshot taken at open. */
+/* An open status file: a snapshot taken at open, read whole by every read of this open. */
 struct status_handle {
     struct open_handle link; /* first: a status_handle is an open_handle */
     char *text;
@@ -149,6 +149,9 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         }
         handles_track(fs, &h->link, status_handle_destroy);
         fi->fh = (uintptr_t)h;
+        /* Reads come here, to this open's snapshot, never to another open's cached pages;
+         * splice and sendfile still work (the kernel copies through a buffer). All snapshots
+         * have the size stat shows. */
         fi->direct_io = 1;
         fi->noflush = 1;
         if (fuse_reply_open(req, fi) < 0)

@@ -53,11 +53,16 @@ int twinfs_new(const struct twinfs_options *opt, twinfs_log_fn log, struct twinf
     r = follower_new(&opt->follower, &cb, &fs->follower);
     if (r < 0)
         goto fail_follower;
+    r = status_new(fs, &fs->status);
+    if (r < 0)
+        goto fail_status;
     /* The config's strings were the caller's: only follower_new needed them. */
     memset(&fs->opt.follower, 0, sizeof(fs->opt.follower));
     *ret = fs;
     return 0;
 
+fail_status:
+    follower_free(fs->follower);
 fail_follower:
     pthread_mutex_destroy(&fs->handles_lock);
     materializer_free(fs->mat);
@@ -119,6 +124,7 @@ void twinfs_free(struct twinfs *fs)
     materializer_stop(fs->mat, 0);
     handles_close_all(fs); /* T2 streams use the follower's client: before follower_free */
     follower_free(fs->follower);
+    status_free(fs->status);
     pthread_mutex_destroy(&fs->handles_lock);
     materializer_free(fs->mat);
     tree_destroy(&fs->tree);
