@@ -40,6 +40,23 @@ static void shown_cut(const char *name, size_t max, char *buf, size_t size)
     buf[0] = '\0';
 }
 
+/* The longest cut of shown, a shown name, at most len bytes long that ends between two
+ * characters: not inside a UTF-8 sequence, an escape, or the pair of escapes of a C1 control
+ * (%C2%XX). */
+static size_t shown_cut_point(const char *shown, size_t len)
+{
+    while (len > 0) {
+        if (((unsigned char)shown[len] & 0xc0) == 0x80 || shown[len - 1] == '%' ||
+            (len >= 2 && shown[len - 2] == '%'))
+            len--;
+        else if (len >= 3 && memcmp(shown + len - 3, "%C2", 3) == 0 && shown[len] == '%')
+            len -= 3;
+        else
+            break;
+    }
+    return len;
+}
+
 void event_file_names(const struct follower_event *ev, const char *asset_shown, char *fname,
                       char *flat)
 {
@@ -54,11 +71,7 @@ void event_file_names(const struct follower_event *ev, const char *asset_shown, 
     size_t asset_len = strlen(asset_shown);
     if (asset_len + name_len > room) {
         size_t keep = name_len < room / 2 ? room - name_len : room - room / 2;
-        asset_len = asset_len < keep ? asset_len : keep;
-        while (asset_len > 0 && (((unsigned char)asset_shown[asset_len] & 0xc0) == 0x80 ||
-                                 (asset_len >= 1 && asset_shown[asset_len - 1] == '%') ||
-                                 (asset_len >= 2 && asset_shown[asset_len - 2] == '%')))
-            asset_len--; /* not inside a character or an escape */
+        asset_len = shown_cut_point(asset_shown, asset_len < keep ? asset_len : keep);
         if (name_len > room - asset_len)
             shown_cut(ev->name ? ev->name : "", room - asset_len, name, sizeof(name));
     }

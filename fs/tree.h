@@ -227,7 +227,8 @@ struct node *tree_dir_next(struct tree *t, const struct node *dir, uint64_t from
                            uint64_t *ret_key);
 
 /* PENDING -> VISIBLE, its NODE_LINK_MAIN name made: an event, or an asset with its events/ and
- * t2/. Returns 0, or -EEXIST if n is not pending. */
+ * t2/. Returns 0, -EEXIST if n is not pending, or -ENOENT for an event whose asset is not
+ * shown. */
 int tree_show(struct tree *t, struct node *n);
 
 /* The NODE_LINK_FLAT name of a shown event made. Returns 0, or -ENOENT if n is not shown,

@@ -155,6 +155,8 @@ int tree_show(struct tree *t, struct node *n)
 {
     if (n->state != NODE_PENDING)
         return -EEXIST;
+    if (n->kind == NODE_EVENT && !node_shown(n->parent))
+        return -ENOENT; /* its asset first: the kernel reaches it through that directory */
     n->state = NODE_VISIBLE;
     n->links |= NODE_LINK_MAIN;
     dir_touch(n->parent);
