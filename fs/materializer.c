@@ -231,7 +231,9 @@ static void settle_failed(struct materializer *m, struct caller *c, size_t i, in
         if (failed && !stop)
             tree_show(m->tree, n);
     } else if (op == CALLER_LINK) {
-        failed = n && n->state != NODE_REMOVED && err != ENOENT; /* ENOENT: acked meanwhile */
+        /* Not failed if it was acked meanwhile; ENOENT for a shown event means that its first
+         * name could not be made either (that call failed before this one). */
+        failed = n && n->state == NODE_VISIBLE && !(n->links & NODE_LINK_FLAT);
         if (failed && !stop)
             tree_link_flat(m->tree, n);
     } else if (n && (n->links & link)) {

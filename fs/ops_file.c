@@ -38,6 +38,10 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
         ops_unlink_materialized(fs, req, parent, name);
         return;
     }
+    if (fs->opt.read_only) {
+        fuse_reply_err(req, EROFS); /* -o ro: browsing, never acking */
+        return;
+    }
     /* With allow_other, other users may read, but an ack is the owner's (or root's): the
      * directories say r-x, and without default_permissions the kernel leaves that to us. */
     uid_t caller = fuse_req_ctx(req)->uid;

@@ -31,6 +31,7 @@ struct twinfs_options {
                                       * events visible, so `inotifywait -r` can add its watch */
     unsigned max_t2_open;            /* concurrent T2 files open; 0 means 64 */
     bool events_dir;                 /* MOUNTPOINT/events: every asset's events, by seq */
+    bool read_only;                  /* unlink (the ack) is EROFS; the materializer still works */
 };
 
 /* Logging hook for the daemon (syslog or stderr); prio is a syslog priority. May be NULL. */

@@ -395,6 +395,7 @@ static void twinfs_options_of(const struct mount_options *o, struct twinfs_optio
         .entry_timeout_s = o->entry_timeout_s,
         .materialize_delay_ms = o->materialize_delay_ms,
         .events_dir = o->events_dir,
+        .read_only = o->read_only,
         .max_t2_open = o->max_t2_open,
     };
 }

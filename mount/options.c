@@ -28,7 +28,9 @@ enum key_kind {
 };
 
 /* A twinfs option: its field in struct mount_options, and its bit in set_mask (t2 and no_t2,
- * events_dir and no_events_dir share one because they set the same thing). */
+ * events_dir and no_events_dir, ro and rw share one because they set the same thing). ro is
+ * twinfs's, not the kernel's: the mount stays writable for the materializer, and twinfs
+ * refuses the acks. */
 struct key_def {
     const char *name;
     enum key_kind kind;
@@ -57,6 +59,8 @@ static const struct key_def keys[] = {
     {"max_pending_mb", KIND_COUNT, 1u << 12, FIELD(max_pending_mb), 1, MAX_PENDING_MB_LIMIT},
     {"events_dir", KIND_FLAG, 1u << 13, FIELD(events_dir), 1, 0},
     {"no_events_dir", KIND_FLAG, 1u << 13, FIELD(events_dir), 0, 0},
+    {"ro", KIND_FLAG, 1u << 14, FIELD(read_only), 1, 0},
+    {"rw", KIND_FLAG, 1u << 14, FIELD(read_only), 0, 0},
 };
 
 int options_fail(char *err, size_t errlen, int r, const char *fmt, ...)
@@ -371,6 +375,8 @@ void mount_options_print_help(FILE *f, const char *progname)
             "    -o t2, -o no_t2        enable/disable Type 2 requests under t2/ (default: t2)\n"
             "    -o events_dir, -o no_events_dir  show/hide MOUNTPOINT/events, every asset's\n"
             "                           events in one directory (default: events_dir)\n"
+            "    -o ro, -o rw           ro: browse without acking, rm is refused (EROFS);\n"
+            "                           inotify works as usual (default: rw)\n"
             "    -o t2_timeout=S        T2 request timeout in seconds (default: %g)\n"
             "    -o max_pending=N       unacknowledged events held at most (default: %u)\n"
             "    -o max_pending_mb=N    and their size at most, in MiB (as sent or as shown)\n"

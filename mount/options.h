@@ -50,6 +50,7 @@ struct mount_options {
     char *config;
     bool t2;
     bool events_dir; /* MOUNTPOINT/events shown */
+    bool read_only;  /* ro: unlink (the ack) is refused; the kernel mount stays writable */
     double t2_timeout_s;
     unsigned max_pending;
     unsigned max_pending_mb;
