@@ -19,6 +19,7 @@ import pytest
 
 from testlib.events import publish_pings, read_json, setup_ping
 from testlib.mount import Mount, event_name, mounted
+from testlib.paths import SOURCE_ROOT
 from testlib.wait import wait_for
 from testlib.watcher import Watcher, paths_with
 
@@ -644,8 +645,9 @@ def test_incron_one_line_handles_events_of_new_assets(twin, tmp_path):
     with mounted(twin, tmp_path) as m:
         m.wait_settled(60)
         ev = need_events_dir(m)
-        (inc / "tables" / "twinfs").write_text("%s IN_CLOSE_WRITE %s $@/$#\n%s IN_CLOSE_WRITE %s $#\n"
-                                               % (ev, handle, inc / "probe", probe))
+        (inc / "tables" / "twinfs").write_text(
+            "%s IN_CLOSE_WRITE %s $@/$#\n%s IN_CLOSE_WRITE %s $#\n"
+            % (ev, handle, inc / "probe", probe))
         incrond = subprocess.Popen(["incrond", "-n", "-f", str(inc / "incron.conf")],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -666,3 +668,11 @@ def test_incron_one_line_handles_events_of_new_assets(twin, tmp_path):
         finally:
             incrond.terminate()
             incrond.wait(30)
+
+
+def test_docs_show_the_tested_handler():
+    """docs/handlers.md prints the handler loop the tests run, word for word."""
+    with open(os.path.join(SOURCE_ROOT, "docs", "handlers.md")) as f:
+        doc = f.read()
+    assert "```bash\n" + HANDLER + "\n```\n" in doc, \
+        "the handler loop of docs/handlers.md is not HANDLER of this test"
