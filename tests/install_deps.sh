@@ -4,7 +4,7 @@ set -euo pipefail
 packages=(
   build-essential meson ninja-build pkg-config
   libfuse3-dev fuse3 libcurl4-openssl-dev libjansson-dev libavro-dev avro-bin
-  python3 python3-pytest python3-avro inotify-tools curl openssl rsync
+  python3 python3-pytest python3-avro python3-watchdog inotify-tools incron curl openssl rsync
   clang clang-format clang-tidy cppcheck shellcheck valgrind
 )
 missing=()
