@@ -548,8 +548,9 @@ def test_no_events_dir_option(twin, tmp_path):
     with mounted(twin, tmp_path, no_events_dir=True) as m:
         m.wait_settled(60)
         m.wait_for(lambda: len(m.events("a")) == 2, 60, "a's 2 events")
-        assert sorted(os.listdir(m.mnt)) == ["assets"], os.listdir(m.mnt)
+        assert sorted(os.listdir(m.mnt)) == [".twinfs", "assets"], os.listdir(m.mnt)
         assert not os.path.exists(m.path("events"))
+        assert os.stat(os.path.join(m.events_dir("a"), event_name(0, "Ping"))).st_nlink == 1
         os.unlink(os.path.join(m.events_dir("a"), event_name(0, "Ping")))
         assert m.events("a") == [event_name(1, "Ping")]
         assert m.status()["acked"] == 1
