@@ -48,7 +48,7 @@ twinfs: the demo twin is mounted at ./mnt. Try:
   ls mnt/assets/acme-pump-01/events
   cat mnt/assets/acme-pump-01/events/*-NewDocSet.json
   rm mnt/assets/acme-pump-01/events/<one of them>      # acknowledges it
-  inotifywait -m -r -e create mnt/assets &              # then publish: see docs/protocol.md
+  inotifywait -m -e close_write mnt/events &            # then publish: see docs/protocol.md
   cat mnt/assets/acme-pump-01/t2/AcmecorpExampleReq/manual.pdf > manual.pdf
   cat mnt/.twinfs/status
 Stop: bash tests/demo.sh stop
