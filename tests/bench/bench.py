@@ -106,6 +106,52 @@ def requests_total(st, exclude=()):
     return sum(v for k, v in st["requests"].items() if k not in exclude)
 
 
+def follow_ingest(m, n, timeout=600):
+    """Polls mount m's status from now until n events are visible; returns the samples
+    (seconds since the call, materialized, materialize_queue, visible_events, delivered)
+    and the last status."""
+    t0 = time.monotonic()
+    samples = []
+    while True:
+        st = m.status()
+        t = time.monotonic() - t0
+        samples.append((t, st["materialized"], st["materialize_queue"],
+                        st["visible_events"], st["delivered"]))
+        if st["visible_events"] >= n:
+            return samples, st
+        if t > timeout:
+            raise RuntimeError("ingest did not finish: %r" % st)
+        if m.proc.poll() is not None:
+            raise RuntimeError("twinfs died:\n" + m.log())
+        time.sleep(0.05)
+
+
+def ingest_rates(samples, n):
+    """From follow_ingest's samples: events/s visible, delivered to fs/, and materialized.
+    Materialize is the rate of the materializer alone, once the follower has delivered
+    everything (before that it shares the 2 CPUs with decoding); the whole busy span if that
+    part is too short to measure."""
+    ingest = n / samples[-1][0]
+    delivered = n / next(s[0] for s in samples if s[4] >= n)
+    busy = [s for s in samples if s[2] > 0]
+    alone = [s for s in busy if s[4] >= n]
+    span = alone if len(alone) >= 5 else busy
+    if len(span) >= 2 and samples[-1][0] > span[0][0]:
+        mat = (samples[-1][1] - span[0][1]) / (samples[-1][0] - span[0][0])
+    else:
+        mat = ingest
+    return ingest, delivered, mat
+
+
+def mat_requests(mat):
+    """The request counters of a floor FS's STATSFILE.mat (Bench.read_stats), non-zero ones."""
+    return {k: int(v) for k, v in mat.items() if isinstance(v, float) and v and k != "errors"}
+
+
+def best_rate(rounds, k):
+    return max(x[k] for x in rounds)
+
+
 def req_delta(before, after):
     return {k: after["requests"].get(k, 0) - before["requests"].get(k, 0)
             for k in after["requests"] if after["requests"].get(k, 0) != before["requests"].get(k, 0)}
@@ -144,7 +190,7 @@ class Bench:
         self.cleanup.append(m.stop)
         return m
 
-    def minfs(self, count, size, answer_open=False):
+    def minfs(self, count, size, answer_open=False, link=False):
         """Starts the floor filesystem; returns (mountpoint, stats path, proc, stop)."""
         d = tempfile.mkdtemp(prefix="minfs-", dir=self.tmp)
         mnt = os.path.join(d, "mnt")
@@ -152,7 +198,8 @@ class Bench:
         stats = os.path.join(d, "stats")
         proc = subprocess.Popen([os.path.join(self.helpers, "minfs"), mnt, str(count), str(size),
                                  stats], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                env=dict(os.environ, MINFS_OPEN="1" if answer_open else "0"))
+                                env=dict(os.environ, MINFS_OPEN="1" if answer_open else "0",
+                                         MINFS_LINK="1" if link else "0"))
 
         def stop():
             if os.path.ismount(mnt):
@@ -218,33 +265,9 @@ class Bench:
         big directory and memory figures, then the consume loops. Returns the measures."""
         r = {}
         m = self.mount(tw, max_pending=n + 100)
-        t0 = time.monotonic()
-        samples = []
-        while True:
-            st = m.status()
-            t = time.monotonic() - t0
-            samples.append((t, st["materialized"], st["materialize_queue"],
-                            st["visible_events"], st["delivered"]))
-            if st["visible_events"] >= n:
-                break
-            if t > 600:
-                raise RuntimeError("ingest did not finish: %r" % st)
-            if m.proc.poll() is not None:
-                raise RuntimeError("twinfs died:\n" + m.log())
-            time.sleep(0.05)
         # Counted from the return of m.start() (the mount is there); start-up is not counted.
-        r["ingest"] = n / samples[-1][0]
-        r["delivered"] = n / next(s[0] for s in samples if s[4] >= n)
-        # Materialize: the rate of the self-mknod path alone, once the follower has delivered
-        # everything (before that it shares the 2 CPUs with decoding); the whole busy span
-        # if that part is too short to measure.
-        busy = [s for s in samples if s[2] > 0]
-        alone = [s for s in busy if s[4] >= n]
-        span = alone if len(alone) >= 5 else busy
-        if len(span) >= 2 and samples[-1][0] > span[0][0]:
-            r["mat"] = (samples[-1][1] - span[0][1]) / (samples[-1][0] - span[0][0])
-        else:
-            r["mat"] = r["ingest"]
+        samples, _ = follow_ingest(m, n)
+        r["ingest"], r["delivered"], r["mat"] = ingest_rates(samples, n)
         st = m.status()
         if st["materialize_errors"]:
             self.notes.append("ingest: %d materialize errors" % st["materialize_errors"])
@@ -283,6 +306,19 @@ class Bench:
         m.stop()
         return r
 
+    def materialize_round(self, tw, n, **opts):
+        """A mount with a fresh tracker and opts, until its n events are visible; no consume
+        loops. Returns the materialize rate and the FUSE requests of the ingest."""
+        m = self.mount(tw, max_pending=n + 100, **opts)
+        samples, _ = follow_ingest(m, n)
+        st = m.status()
+        if st["materialize_errors"]:
+            self.notes.append("ingest %r: %d materialize errors"
+                              % (opts, st["materialize_errors"]))
+        m.stop()
+        return {"mat": ingest_rates(samples, n)[2],
+                "req": {k: v for k, v in st["requests"].items() if v}}
+
     def floor_round(self, n, half, first):
         """The same loops on tmpfs and on the floor FS (no open; open answered)."""
         r = {}
@@ -298,6 +334,7 @@ class Bench:
         mnt, stats, _, stop = self.minfs(half, size)
         mat = self.read_stats(stats + ".mat")
         r["mat"] = half / mat["materialized"][1]
+        r["mat_req"] = mat_requests(mat)
         if first:
             for flags in ("-f", "-l"):
                 t_fl = ls_time(mnt, flags)
@@ -324,6 +361,14 @@ class Bench:
         fo_n, fo_t, _ = self.consume_c(mnt3)
         stop3()
         r["c_open"] = fo_n / fo_t
+        # The floor making its files with twinfs's calls (create+close, link+open+close).
+        _, stats4, _, stop4 = self.minfs(half, size, link=True)
+        stop4()
+        mat4 = self.read_stats(stats4 + ".mat")
+        r["mat_link"] = half / mat4["materialized"][1]
+        r["link_req"] = mat_requests(mat4)
+        if mat4.get("errors"):
+            self.notes.append("floor FS (MINFS_LINK): %d materialize errors" % mat4["errors"])
         return r
 
     def bench_ingest(self):
@@ -359,34 +404,31 @@ class Bench:
                 p.stdout.close()
         curl_rate = n / best_of(2, curl_stream)
 
-        tws, fls = [], []
+        tws, nes, fls = [], [], []
         for i in range(ROUNDS):
             progress("bench", "ingest/consume round %d of %d" % (i + 1, ROUNDS))
             tws.append(self.ingest_round(tw, n, curl_rate, i == 0))
+            nes.append(self.materialize_round(tw, n, no_events_dir=True))
             fls.append(self.floor_round(n, half, i == 0))
         tw.stop()
 
-        def best(rounds, k):
-            return max(x[k] for x in rounds)
-        ing = best(tws, "ingest")
+        ing = best_rate(tws, "ingest")
         self.row("backlog ingest", "events/s visible (%d events)" % n, "%.0f" % ing,
                  "%.0f (curl of the stream)" % curl_rate, ing / curl_rate, "≥ 0.5×",
                  ing / curl_rate >= 0.5)
-        dl = best(tws, "delivered")
+        dl = best_rate(tws, "delivered")
         self.row("backlog ingest", "events/s delivered to fs/ (before materialization)",
                  "%.0f" % dl, "%.0f (curl of the stream)" % curl_rate, dl / curl_rate,
                  "(information)", True)
-        mt, mf = best(tws, "mat"), best(fls, "mat")
-        self.row("materialize", "events/s made visible (self-mknod)", "%.0f" % mt,
-                 "%.0f (floor FS)" % mf, mt / mf, "≥ 0.8×", mt / mf >= 0.8)
+        self.materialize_rows(tws, nes, fls, n)
         for lang, k in (("C", "c"), ("Python", "py")):
-            r, rf, rt = best(tws, k), best(fls, k), best(fls, "tmp_" + k)
+            r, rf, rt = best_rate(tws, k), best_rate(fls, k), best_rate(fls, "tmp_" + k)
             self.row("consume", "%s loop events/s (%d events) vs floor FS"
                      % (lang, tws[0][k[0] + "n"]), "%.0f" % r, "%.0f (floor FS)" % rf, r / rf,
                      "≥ 0.9×", r / rf >= 0.9)
             self.row("consume", "%s loop events/s vs tmpfs" % lang, "%.0f" % r,
                      "%.0f (tmpfs)" % rt, r / rt, "—", True)
-        fo, fc = best(fls, "c_open"), best(fls, "c")
+        fo, fc = best_rate(fls, "c_open"), best_rate(fls, "c")
         self.row("consume", "C loop events/s, floor FS answering open (the T2 deviation)",
                  "%.0f" % fo, "%.0f (floor FS)" % fc, fo / fc, "(information)", True)
         c_req, p_req, f_req = tws[0]["c_req"], tws[0]["py_req"], fls[0]["req"]
@@ -409,8 +451,32 @@ class Bench:
         self.raw["floor_consume_c_requests"] = f_req
         self.raw["rounds"] = {"twinfs": [{k: v for k, v in x.items() if not k.endswith("req")}
                                          for x in tws],
+                              "twinfs_no_events_dir": [{"mat": x["mat"]} for x in nes],
                               "floor_and_tmpfs": [{k: v for k, v in x.items() if not k.endswith("req")}
                                                   for x in fls]}
+
+    def materialize_rows(self, tws, nes, fls, n):
+        mt, mn, mf, ml = (best_rate(tws, "mat"), best_rate(nes, "mat"), best_rate(fls, "mat"),
+                          best_rate(fls, "mat_link"))
+        self.row("materialize", "events/s made visible, events/ on (create+close, "
+                 "link+open+close) vs the floor FS's mknod", "%.0f" % mt,
+                 "%.0f (floor FS)" % mf, mt / mf, "≥ 0.8×", mt / mf >= 0.8)
+        self.row("materialize", "events/s made visible, events/ on, vs the floor FS making "
+                 "the same calls", "%.0f" % mt, "%.0f (floor FS, create+link)" % ml, mt / ml,
+                 "≥ 0.8×", mt / ml >= 0.8)
+        self.row("materialize", "events/s made visible, -o no_events_dir (create+close)",
+                 "%.0f" % mn, "%.0f (floor FS)" % mf, mn / mf, "(information)", True)
+        on, off = requests_total({"requests": self.raw["ingest_requests"]}), \
+            requests_total({"requests": nes[0]["req"]})
+        floor = sum(fls[0]["mat_req"].values()) / (n // 2)
+        floor_link = sum(fls[0]["link_req"].values()) / (n // 2)
+        self.row("materialize", "FUSE requests per event during the ingest, events/ on / "
+                 "no_events_dir (all opcodes)", "%.2f / %.2f" % (on / n, off / n),
+                 "%.2f / %.2f (floor FS: mknod / create+link)" % (floor, floor_link), None,
+                 "(information)", True)
+        self.raw["ingest_no_events_dir_requests"] = nes[0]["req"]
+        self.raw["floor_mat_requests"] = fls[0]["mat_req"]
+        self.raw["floor_link_requests"] = fls[0]["link_req"]
 
     def bench_assets(self):
         n = self.n["assets"]

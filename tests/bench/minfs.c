@@ -13,8 +13,15 @@
  * counters to STATSFILE. Benchmark code: no options, no daemonizing.
  *
  * MINFS_OPEN=1 in the environment answers open (keep_cache, noflush) instead of ENOSYS, as
- * twinfs must for its T2 files: the difference is what that deviation costs. */
+ * twinfs must for its T2 files: the difference is what that deviation costs.
+ *
+ * MINFS_LINK=1 materializes with the calls twinfs's materializer makes with events/ on (and
+ * answers open, as twinfs does): open(O_CREAT | O_EXCL | O_WRONLY) and close of each file in
+ * the root (lookup, create, release: IN_CREATE and IN_CLOSE_WRITE), then a hard link of it as
+ * events/NAME, opened for writing and closed there (lookup, link, open, release). events/ is
+ * looked up, not listed: this mode is for the materialize figure only. */
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -29,12 +36,15 @@
 #include <unistd.h>
 
 #define TIMEOUT   86400.0
-#define FIRST_INO 2 /* file i has inode i + FIRST_INO */
+#define FIRST_INO 2 /* file i has inode i + FIRST_INO; events/ has FIRST_INO + count */
+#define LINKS_DIR "events"
 
 enum op {
     OP_LOOKUP,
     OP_GETATTR,
     OP_MKNOD,
+    OP_CREATE,
+    OP_LINK,
     OP_UNLINK,
     OP_OPEN,
     OP_READ,
@@ -49,8 +59,8 @@ enum op {
     OP_COUNT
 };
 static const char *const op_names[OP_COUNT] = {
-    "lookup",  "getattr", "mknod",   "unlink",      "open",   "read",  "flush",
-    "release", "opendir", "readdir", "readdirplus", "forget", "ioctl", "other"};
+    "lookup", "getattr", "mknod",   "create",  "link",        "unlink", "open",  "read",
+    "flush",  "release", "opendir", "readdir", "readdirplus", "forget", "ioctl", "other"};
 
 enum state { PENDING, VISIBLE, REMOVED };
 
@@ -61,6 +71,7 @@ static struct {
     size_t size;
     char *content; /* every file has the same bytes */
     unsigned char *state;
+    atomic_uchar *linked; /* MINFS_LINK: whether file i has its name in events/ */
     pthread_mutex_t lock;
     atomic_int mat_tid;
     atomic_ullong ops[OP_COUNT];
@@ -68,6 +79,7 @@ static struct {
     pthread_t mat;
     bool mat_started;
     bool answer_open;
+    bool link_mode;
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void count(enum op o)
@@ -95,18 +107,26 @@ static long parse_name(const char *name)
     return (long)v;
 }
 
+static fuse_ino_t links_ino(void)
+{
+    return (fuse_ino_t)g.count + FIRST_INO;
+}
+
 static void fill_attr(fuse_ino_t ino, struct stat *st)
 {
     memset(st, 0, sizeof(*st));
     st->st_ino = ino;
     st->st_uid = getuid();
     st->st_gid = getgid();
-    if (ino == FUSE_ROOT_ID) {
+    if (ino == FUSE_ROOT_ID || ino == links_ino()) {
         st->st_mode = S_IFDIR | 0755;
         st->st_nlink = 2;
     } else {
         st->st_mode = S_IFREG | 0444;
         st->st_nlink = 1;
+        if (ino >= FIRST_INO && ino < links_ino() &&
+            atomic_load_explicit(&g.linked[ino - FIRST_INO], memory_order_relaxed))
+            st->st_nlink = 2;
         st->st_size = (off_t)g.size;
     }
 }
@@ -140,6 +160,50 @@ static void write_stats(const char *path, const char *extra)
     fclose(f);
 }
 
+static void store(unsigned i)
+{
+    struct fuse_bufvec bv = FUSE_BUFVEC_INIT(g.size);
+    bv.buf[0].mem = g.content;
+    fuse_lowlevel_notify_store(g.se, i + FIRST_INO, 0, &bv, 0);
+}
+
+/* Opens name in dir for writing (flags added) and closes it, as twinfs's caller does. Returns
+ * 0 or -1. */
+static int open_close(int dir, const char *name, int flags)
+{
+    int fd = openat(dir, name, flags | O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0444);
+
+    if (fd < 0)
+        return -1;
+    close(fd);
+    return 0;
+}
+
+/* MINFS_LINK: every file made with the calls of twinfs's materializer. Returns the errors. */
+static unsigned materialize_linked(void)
+{
+    char name[64];
+    unsigned errors = 0;
+    int root = open(g.mnt, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int links = root < 0 ? -1 : openat(root, LINKS_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+    for (unsigned i = 0; i < g.count; i++) {
+        file_name(i, name, sizeof(name));
+        if (links < 0 || open_close(root, name, O_CREAT | O_EXCL) < 0) {
+            errors++;
+            continue;
+        }
+        store(i);
+        if (linkat(root, name, links, name, 0) < 0 || open_close(links, name, 0) < 0)
+            errors++;
+    }
+    if (links >= 0)
+        close(links);
+    if (root >= 0)
+        close(root);
+    return errors;
+}
+
 static void *materializer(void *arg)
 {
     char path[4096], name[64], line[128];
@@ -149,7 +213,9 @@ static void *materializer(void *arg)
 
     (void)arg;
     atomic_store(&g.mat_tid, (int)gettid());
-    for (unsigned i = 0; i < g.count; i++) {
+    if (g.link_mode)
+        errors = materialize_linked();
+    for (unsigned i = 0; !g.link_mode && i < g.count; i++) {
         file_name(i, name, sizeof(name));
         if (ml + 1 + strlen(name) + 1 > sizeof(path))
             return NULL;
@@ -160,9 +226,7 @@ static void *materializer(void *arg)
             errors++;
             continue;
         }
-        struct fuse_bufvec bv = FUSE_BUFVEC_INIT(g.size);
-        bv.buf[0].mem = g.content;
-        fuse_lowlevel_notify_store(g.se, i + FIRST_INO, 0, &bv, 0);
+        store(i);
     }
     double t = now() - t0;
     snprintf(line, sizeof(line), "materialized %u %.6f\nerrors %u\n", g.count, t, errors);
@@ -183,12 +247,18 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct fuse_entry_param e;
-    long i = parent == FUSE_ROOT_ID ? parse_name(name) : -1;
+    bool in_links = g.link_mode && parent == links_ino();
+    long i = parent == FUSE_ROOT_ID || in_links ? parse_name(name) : -1;
     bool ok;
 
     count(OP_LOOKUP);
+    if (g.link_mode && parent == FUSE_ROOT_ID && strcmp(name, LINKS_DIR) == 0) {
+        fill_entry(links_ino(), &e);
+        fuse_reply_entry(req, &e);
+        return;
+    }
     pthread_mutex_lock(&g.lock);
-    ok = i >= 0 && g.state[i] == VISIBLE;
+    ok = i >= 0 && g.state[i] == VISIBLE && (!in_links || atomic_load(&g.linked[i]));
     pthread_mutex_unlock(&g.lock);
     if (!ok) {
         fuse_reply_err(req, ENOENT); /* not negatively cached: the mknod comes through */
@@ -208,30 +278,84 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     fuse_reply_attr(req, &st, TIMEOUT);
 }
 
-static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+/* Marks file i visible for the materializer thread. Returns 0 or an errno. */
+static int make_visible(fuse_req_t req, long i)
 {
-    struct fuse_entry_param e;
-    long i = parent == FUSE_ROOT_ID ? parse_name(name) : -1;
     int err = 0;
 
-    (void)mode;
-    (void)rdev;
-    count(OP_MKNOD);
-    if (fuse_req_ctx(req)->pid != atomic_load(&g.mat_tid) || i < 0) {
-        fuse_reply_err(req, EROFS);
-        return;
-    }
+    if (fuse_req_ctx(req)->pid != atomic_load(&g.mat_tid) || i < 0)
+        return EROFS;
     pthread_mutex_lock(&g.lock);
     if (g.state[i] == PENDING)
         g.state[i] = VISIBLE;
     else
         err = EEXIST;
     pthread_mutex_unlock(&g.lock);
+    return err;
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    struct fuse_entry_param e;
+    long i = parent == FUSE_ROOT_ID ? parse_name(name) : -1;
+    int err;
+
+    (void)mode;
+    (void)rdev;
+    count(OP_MKNOD);
+    err = make_visible(req, i);
     if (err) {
         fuse_reply_err(req, err);
         return;
     }
     fill_entry((fuse_ino_t)i + FIRST_INO, &e);
+    fuse_reply_entry(req, &e);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+    struct fuse_entry_param e;
+    long i = parent == FUSE_ROOT_ID ? parse_name(name) : -1;
+    int err;
+
+    (void)mode;
+    count(OP_CREATE);
+    err = make_visible(req, i);
+    if (err) {
+        fuse_reply_err(req, err);
+        return;
+    }
+    fill_entry((fuse_ino_t)i + FIRST_INO, &e);
+    fi->keep_cache = 1; /* the bytes go into the page cache next */
+    fi->noflush = 1;
+    fuse_reply_create(req, &e, fi);
+}
+
+/* MINFS_LINK: file ino's second name, events/NAME, made by the materializer thread. */
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    struct fuse_entry_param e;
+    long i = newparent == links_ino() ? parse_name(newname) : -1;
+    int err = 0;
+
+    count(OP_LINK);
+    if (!g.link_mode || fuse_req_ctx(req)->pid != atomic_load(&g.mat_tid) || i < 0 ||
+        (fuse_ino_t)i + FIRST_INO != ino) {
+        fuse_reply_err(req, EROFS);
+        return;
+    }
+    pthread_mutex_lock(&g.lock);
+    if (g.state[i] != VISIBLE)
+        err = ENOENT;
+    else if (atomic_exchange(&g.linked[i], 1))
+        err = EEXIST;
+    pthread_mutex_unlock(&g.lock);
+    if (err) {
+        fuse_reply_err(req, err);
+        return;
+    }
+    fill_entry(ino, &e);
     fuse_reply_entry(req, &e);
 }
 
@@ -308,6 +432,11 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 
     if (!buf) {
         fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    if (ino == links_ino()) { /* looked up, not listed */
+        free(buf);
+        fuse_reply_buf(req, NULL, 0);
         return;
     }
     if (ino != FUSE_ROOT_ID) {
@@ -399,6 +528,8 @@ static const struct fuse_lowlevel_ops ops = {
     .lookup = op_lookup,
     .getattr = op_getattr,
     .mknod = op_mknod,
+    .create = op_create,
+    .link = op_link,
     .unlink = op_unlink,
     .open = op_open,
     .read = op_read,
@@ -427,10 +558,12 @@ int main(int argc, char **argv)
     g.count = (unsigned)strtoul(argv[2], NULL, 10);
     g.size = strtoul(argv[3], NULL, 10);
     g.stats = argv[4];
-    g.answer_open = getenv("MINFS_OPEN") && strcmp(getenv("MINFS_OPEN"), "1") == 0;
+    g.link_mode = getenv("MINFS_LINK") && strcmp(getenv("MINFS_LINK"), "1") == 0;
+    g.answer_open = g.link_mode || (getenv("MINFS_OPEN") && strcmp(getenv("MINFS_OPEN"), "1") == 0);
     g.state = calloc(g.count ? g.count : 1, 1);
+    g.linked = calloc(g.count ? g.count : 1, sizeof(*g.linked));
     g.content = malloc(g.size ? g.size : 1);
-    if (!g.state || !g.content)
+    if (!g.state || !g.linked || !g.content)
         return 1;
     memset(g.content, 'x', g.size);
     if (g.size)
@@ -456,6 +589,7 @@ out:
     fuse_remove_signal_handlers(g.se);
     fuse_session_destroy(g.se);
     free(g.state);
+    free(g.linked);
     free(g.content);
     return r;
 }
