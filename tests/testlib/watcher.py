@@ -6,8 +6,7 @@ its lines collected as "PATH|EVENTS" (PATH normalized: no trailing slash).
     lines = w.collect(lambda ls: len(ls) >= 4)  # every line so far
     w.close()
 
-testlib.inotify.Inotify is the recursive IN_CREATE watch of the older tests; this one takes
-the events and the recursion as arguments."""
+testlib.inotify.Inotify is the recursive IN_CREATE watch of one tree, made with this."""
 
 import itertools
 import os
