@@ -1,0 +1,54 @@
+/* log: see log.h. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "twin/text.h"
+
+#define LOG_INPUT 4096
+#define LOG_TAG   "twinfs-dispatch: "
+
+static void write_line(const char *prefix, const char *text, size_t n)
+{
+    char line[sizeof(LOG_TAG) + 4 * 1024 + 4 * LOG_INPUT + 8];
+    size_t len = sizeof(LOG_TAG) - 1;
+
+    memcpy(line, LOG_TAG, len);
+    if (prefix) {
+        text_escape(prefix, strnlen(prefix, 1024), line + len, 4 * 1024 + 1, 0);
+        len += strlen(line + len);
+        memcpy(line + len, ": ", 2);
+        len += 2;
+    }
+    text_escape(text, n, line + len, sizeof(line) - len - 1, 0);
+    len += strlen(line + len);
+    line[len++] = '\n';
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(STDERR_FILENO, line + off, len - off);
+        if (w <= 0)
+            return;
+        off += (size_t)w;
+    }
+}
+
+void log_msg(const char *fmt, ...)
+{
+    char text[LOG_INPUT];
+    va_list ap;
+
+    va_start(ap, fmt);
+    int n = vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    write_line(NULL, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
+}
+
+void log_text(const char *prefix, const char *text, size_t n)
+{
+    write_line(prefix, text, n < LOG_INPUT ? n : LOG_INPUT);
+}

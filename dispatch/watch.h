@@ -1,0 +1,42 @@
+/* watch: what the mount has pending, level-triggered.
+ *
+ * One inotify descriptor watches MNT/events (new, moved-in and removed event files),
+ * MNT/assets (asset directories made and removed) and the handlers directory (a new handler may
+ * take parked events). watch_start puts the watches in place; watch_scan then lists MNT/assets
+ * and MNT/events into the queue; watch_read feeds what inotify reports since. A scan after an
+ * overflow finds what the lost notifications would have said. Events and asset callbacks of
+ * assets that match none of the globs (when there are globs) are left alone. */
+#pragma once
+#include <stdbool.h>
+
+#include "queue.h"
+
+struct watch;
+
+/* mnt and handlers are absolute; globs (n of them) are kept by reference. NULL on ENOMEM. */
+struct watch *watch_new(const char *mnt, const char *handlers, char *const *globs, int n);
+void watch_free(struct watch *w);
+
+/* The inotify descriptor (non-blocking), for poll. */
+int watch_fd(const struct watch *w);
+
+/* (Re)places the watches on MNT/events, MNT/assets and the handlers directory, and opens
+ * MNT/events. 0, or -errno: -ENOENT or -ENOTCONN while the mount is not there. */
+int watch_start(struct watch *w);
+
+/* Lists MNT/assets, then MNT/events, into q (dq_scan_begin .. dq_scan_end). Returns the number
+ * of events listed, or -errno (-ENOTCONN, -ENOENT: the mount went). */
+int watch_scan(struct watch *w, struct dq *q);
+
+/* Reads what inotify has now into q. Returns 0, 1 when a rescan is needed (the queue
+ * overflowed), 2 when the mount went (its watch was removed), -errno. */
+int watch_read(struct watch *w, struct dq *q);
+
+/* True once MNT/.twinfs/status says "replay_done": true. */
+bool watch_replay_done(const struct watch *w);
+
+/* MNT/events, open (for openat of event files), or -1 while the mount is not there. */
+int watch_events_fd(const struct watch *w);
+
+/* True if the asset id is selected by the globs. */
+bool watch_selects(const struct watch *w, const char *asset);
