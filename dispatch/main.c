@@ -157,7 +157,6 @@ static void loop_run(struct loop *l)
         return;
     for (;;) {
         double now = now_s();
-        double next = jobs_check_timeouts(l->j, now);
         if (l->stopping) {
             if (jobs_running(l->j) == 0)
                 break;
@@ -176,6 +175,7 @@ static void loop_run(struct loop *l)
             if (l->o->once && once_done(l))
                 break;
         }
+        double next = jobs_check_timeouts(l->j, now);
         fds[0] = (struct pollfd){.fd = l->sfd, .events = POLLIN};
         fds[1] = (struct pollfd){.fd = watch_fd(l->w), .events = POLLIN};
         int n = jobs_pollfds(l->j, fds + 2);
@@ -284,7 +284,7 @@ static int run(const struct options *o, const char *mnt, const char *handlers, i
     if (o->once && (c.given_up || c.parked || jobs_internal_failures(l.j))) {
         log_msg("done: %lu failed, %lu without a handler: left pending", c.given_up, c.parked);
         ret = 1;
-    } else if (o->once) {
+    } else if (o->once && !l.stopping) {
         log_msg("done: nothing left pending");
     }
     if (l.stopping)

@@ -146,8 +146,8 @@ static ssize_t event_asset(struct watch *w, const char *name, char *buf, size_t 
     return n < 0 ? -errno : n;
 }
 
-/* Adds the event file name of MNT/events. 0 (also when it is gone or not selected), -errno
- * when the mount went. */
+/* Adds the event file name of MNT/events. 1 if it is (or was) queued, 0 when it is gone, not
+ * an event or not selected, -errno when the mount went. */
 static int add_event(struct watch *w, struct dq *q, const char *name)
 {
     char asset[TWIN_NAME_MAX + 1];
@@ -162,7 +162,7 @@ static int add_event(struct watch *w, struct dq *q, const char *name)
     if (!watch_selects(w, asset))
         return 0;
     int r = dq_add_event(q, name, asset, seq);
-    return r < 0 ? r : 0;
+    return r < 0 ? r : 1;
 }
 
 /* An asset directory appeared (shown is its name in MNT/assets). */
@@ -203,7 +203,8 @@ static int scan_dir(struct watch *w, struct dq *q, const char *rel, bool events,
         r = events ? add_event(w, q, de->d_name) : asset_seen(w, q, de->d_name);
         if (r < 0)
             break;
-        (*count)++;
+        *count += r;
+        r = 0;
     }
     closedir(d);
     return r;
@@ -243,7 +244,8 @@ static int on_event(struct watch *w, struct dq *q, const struct inotify_event *e
         dq_remove(q, ev->name);
         return 0;
     }
-    return add_event(w, q, ev->name);
+    int r = add_event(w, q, ev->name);
+    return r < 0 ? r : 0;
 }
 
 int watch_read(struct watch *w, struct dq *q)
