@@ -42,6 +42,7 @@ struct job {
     double started, deadline;
     bool termed, killed;
     char label[LABEL_MAX];
+    char path[PATH_MAX]; /* the event file */
 };
 
 struct jobs {
@@ -157,13 +158,13 @@ static void read_attrs(struct jobs *j, int fd)
 
 /* Opens and claims the event. Returns its descriptor, or -1 with *ret saying how the item
  * ends without a handler. */
-static int claim(struct watch *w, const char *name, enum dq_result *ret)
+static int claim(const char *path, const char *name, enum dq_result *ret)
 {
-    int fd = openat(watch_events_fd(w), name, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT) {
             *ret = DQ_OK; /* acked by another meanwhile */
-        } else if (errno == ENOTCONN || errno == EBADF) {
+        } else if (errno == ENOTCONN) {
             *ret = DQ_HELD; /* the mount went: tried again when it is back */
         } else {
             log_msg("%s: %s", name, strerror(errno));
@@ -185,12 +186,15 @@ static int claim(struct watch *w, const char *name, enum dq_result *ret)
     return fd;
 }
 
-static int start_event(struct jobs *j, struct dq *q, struct watch *w, struct dq_item *item,
-                       struct job *s, double now)
+static int start_event(struct jobs *j, struct dq *q, struct dq_item *item, struct job *s,
+                       double now)
 {
     const char *name = dq_item_name(item);
     enum dq_result res;
-    int fd = claim(w, name, &res);
+    int k = snprintf(s->path, sizeof(s->path), "%s/events/%s", j->cfg.mnt, name);
+    int fd = k > 0 && (size_t)k < sizeof(s->path) ? claim(s->path, name, &res) : -1;
+    if (k <= 0 || (size_t)k >= sizeof(s->path))
+        res = DQ_FAILED;
     if (fd < 0) {
         dq_done(q, item, res, now);
         return 0;
@@ -201,18 +205,15 @@ static int start_event(struct jobs *j, struct dq *q, struct watch *w, struct dq_
     if (r <= 0) {
         close(fd);
         if (dq_done(q, item, DQ_NO_HANDLER, now))
-            log_msg("%s: no handler (do_%s, %s): left pending", name, ev_name,
-                    HANDLER_UNMATCHED);
+            log_msg("%s: no handler (do_%s, %s): left pending", name, ev_name, HANDLER_UNMATCHED);
         return 0;
     }
     snprintf(s->label, sizeof(s->label), "%s[%" PRIu64 "]", j->handler, dq_item_seq(item));
     const char *env[N_ATTRS + 1] = {j->env_mount};
     for (size_t i = 0; i < N_ATTRS; i++)
         env[i + 1] = j->env[i];
-    char arg1[PATH_MAX];
-    snprintf(arg1, sizeof(arg1), "%s/events/%s", j->cfg.mnt, name);
     s->item = item;
-    r = spawn(j, s, arg1, fd, env, N_ATTRS + 1, now);
+    r = spawn(j, s, s->path, fd, env, N_ATTRS + 1, now);
     if (r < 0) {
         close(fd);
         log_msg("%s: cannot start %s: %s", name, j->handler, strerror(-r));
@@ -244,7 +245,7 @@ static int start_callback(struct jobs *j, struct dq *q, struct dq_item *item, st
     return 1;
 }
 
-int jobs_start(struct jobs *j, struct dq *q, struct watch *w, struct dq_item *item, double now)
+int jobs_start(struct jobs *j, struct dq *q, struct dq_item *item, double now)
 {
     struct job *s = free_slot(j);
     if (!s) {
@@ -252,7 +253,7 @@ int jobs_start(struct jobs *j, struct dq *q, struct watch *w, struct dq_item *it
         return -EBUSY;
     }
     if (dq_item_kind(item) == DQ_EVENT)
-        return start_event(j, q, w, item, s, now);
+        return start_event(j, q, item, s, now);
     return start_callback(j, q, item, s, now);
 }
 
@@ -327,15 +328,14 @@ static void describe(const struct job *s, int status, char *buf, size_t size)
 }
 
 /* Acks the event of slot s after its handler's exit 0. 0, or -errno (the event stays). */
-static int ack(struct watch *w, const struct job *s)
+static int ack(const struct job *s)
 {
-    if (unlinkat(watch_events_fd(w), dq_item_name(s->item), 0) < 0 && errno != ENOENT)
+    if (unlink(s->path) < 0 && errno != ENOENT)
         return -errno;
     return 0;
 }
 
-static void finish(struct jobs *j, struct dq *q, struct watch *w, struct job *s, int status,
-                   double now)
+static void finish(struct jobs *j, struct dq *q, struct job *s, int status, double now)
 {
     bool ok = !s->termed && WIFEXITED(status) && WEXITSTATUS(status) == 0;
     char how[96];
@@ -356,7 +356,7 @@ static void finish(struct jobs *j, struct dq *q, struct watch *w, struct job *s,
         }
     } else {
         bool event = dq_item_kind(s->item) == DQ_EVENT;
-        int r = ok && event ? ack(w, s) : 0;
+        int r = ok && event ? ack(s) : 0;
         if (r < 0) {
             ok = false;
             snprintf(how, sizeof(how), "exit 0, but the ack failed: %s", strerror(-r));
@@ -381,7 +381,7 @@ static void finish(struct jobs *j, struct dq *q, struct watch *w, struct job *s,
     j->running--;
 }
 
-void jobs_reap(struct jobs *j, struct dq *q, struct watch *w, double now)
+void jobs_reap(struct jobs *j, struct dq *q, double now)
 {
     for (;;) {
         int status;
@@ -390,7 +390,7 @@ void jobs_reap(struct jobs *j, struct dq *q, struct watch *w, double now)
             return;
         for (int i = 0; i < j->cfg.max; i++)
             if (j->slot[i].pid == pid) {
-                finish(j, q, w, &j->slot[i], status, now);
+                finish(j, q, &j->slot[i], status, now);
                 break;
             }
     }

@@ -11,7 +11,6 @@
 #include <sys/types.h>
 
 #include "queue.h"
-#include "watch.h"
 
 struct jobs;
 
@@ -34,7 +33,7 @@ bool jobs_full(const struct jobs *j);
 /* Starts item's handler, or ends the item at once (gone, claimed by another, no handler).
  * Returns 1 if a handler runs, 0 if the item ended, -errno when the mount is gone (the item is
  * back in the queue). */
-int jobs_start(struct jobs *j, struct dq *q, struct watch *w, struct dq_item *item, double now);
+int jobs_start(struct jobs *j, struct dq *q, struct dq_item *item, double now);
 
 /* Starts on_event_internal EOF_REPLAY if it is a handler. 1 if it runs, 0 if there is none,
  * -errno. */
@@ -47,7 +46,7 @@ int jobs_pollfds(const struct jobs *j, struct pollfd *fds);
 void jobs_relay(struct jobs *j, const struct pollfd *fds, int n);
 
 /* Reaps the handlers that ended and ends their items in q. */
-void jobs_reap(struct jobs *j, struct dq *q, struct watch *w, double now);
+void jobs_reap(struct jobs *j, struct dq *q, double now);
 
 /* Signals the handlers past their time; returns the next time one is due (INFINITY: none). */
 double jobs_check_timeouts(struct jobs *j, double now);

@@ -120,7 +120,7 @@ static void start_work(struct loop *l, double now)
         struct dq_item *item = dq_next(l->q, now);
         if (!item)
             break;
-        jobs_start(l->j, l->q, l->w, item, now);
+        jobs_start(l->j, l->q, item, now);
     }
 }
 
@@ -184,7 +184,7 @@ static void loop_run(struct loop *l)
             break;
         if (fds[0].revents) {
             on_signals(l);
-            jobs_reap(l->j, l->q, l->w, now_s());
+            jobs_reap(l->j, l->q, now_s());
         }
         if (fds[1].revents) {
             int w = watch_read(l->w, l->q);

@@ -27,7 +27,7 @@ enum asset_state { A_IDLE, A_READY, A_WAITING, A_BUSY };
 struct dq_asset {
     struct hnode node; /* key: id */
     char *id;
-    struct dq_item *head, *tail; /* the items to run, in order */
+    struct dq_item *head, *tail;    /* the items to run, in order */
     struct dq_asset *lprev, *lnext; /* in the ready or the waiting line */
     enum asset_state st;
     double not_before;
@@ -37,7 +37,7 @@ struct dq_asset {
 };
 
 struct dq_item {
-    struct hnode node; /* events only; key: name */
+    struct hnode node;           /* events only; key: name */
     struct dq_item *prev, *next; /* in the asset's list or the parked list */
     struct dq_asset *asset;
     enum dq_kind kind;

@@ -33,17 +33,17 @@ enum dq_result {
 };
 
 struct dq_policy {
-    unsigned retries;    /* attempts before giving up; 0 = unbounded */
-    double backoff_s;    /* the first retry's delay */
+    unsigned retries; /* attempts before giving up; 0 = unbounded */
+    double backoff_s; /* the first retry's delay */
     double backoff_max_s;
     double held_s;
 };
 
 struct dq_counts {
-    unsigned long queued;    /* waiting in some asset's list (not running) */
+    unsigned long queued; /* waiting in some asset's list (not running) */
     unsigned long running;
-    unsigned long given_up;  /* events and callbacks that failed every attempt */
-    unsigned long parked;    /* events without a handler */
+    unsigned long given_up; /* events and callbacks that failed every attempt */
+    unsigned long parked;   /* events without a handler */
 };
 
 /* NULL on ENOMEM. */
@@ -94,4 +94,4 @@ const char *dq_item_name(const struct dq_item *item); /* NULL for a callback */
 const char *dq_item_asset(const struct dq_item *item);
 uint64_t dq_item_seq(const struct dq_item *item);
 unsigned dq_item_attempts(const struct dq_item *item); /* failed attempts so far */
-bool dq_item_gone(const struct dq_item *item);          /* removed while it ran */
+bool dq_item_gone(const struct dq_item *item);         /* removed while it ran */

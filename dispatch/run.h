@@ -9,11 +9,11 @@
 #include <sys/types.h>
 
 struct run_req {
-    const char *path;  /* the handler, absolute */
-    const char *arg0;  /* its name, argv[0] */
-    const char *arg1;  /* argv[1], or NULL */
+    const char *path; /* the handler, absolute */
+    const char *arg0; /* its name, argv[0] */
+    const char *arg1; /* argv[1], or NULL */
     const char *cwd;
-    int stdin_fd;      /* -1: /dev/null */
+    int stdin_fd;           /* -1: /dev/null */
     const char *const *env; /* NAME=VALUE strings to add (replacing any of the same name) */
     size_t n_env;
 };

@@ -18,9 +18,9 @@
 #include "log.h"
 #include "twin/name.h"
 
-#define SEQ_DIGITS 20
-#define EVENTS_MASK (IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM)
-#define ASSETS_MASK (IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_ONLYDIR)
+#define SEQ_DIGITS    20
+#define EVENTS_MASK   (IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM)
+#define ASSETS_MASK   (IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_ONLYDIR)
 #define HANDLERS_MASK (IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO | IN_ATTRIB | IN_ONLYDIR)
 
 struct watch {
@@ -30,7 +30,6 @@ struct watch {
     int n_globs;
     int ifd;
     int wd_events, wd_assets, wd_handlers;
-    int events_fd;
     char path[PATH_MAX];
     char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
 };
@@ -46,7 +45,6 @@ struct watch *watch_new(const char *mnt, const char *handlers, char *const *glob
     w->n_globs = n;
     w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     w->wd_events = w->wd_assets = w->wd_handlers = -1;
-    w->events_fd = -1;
     if (!w->mnt || !w->handlers || w->ifd < 0) {
         watch_free(w);
         return NULL;
@@ -60,8 +58,6 @@ void watch_free(struct watch *w)
         return;
     if (w->ifd >= 0)
         close(w->ifd);
-    if (w->events_fd >= 0)
-        close(w->events_fd);
     free(w->mnt);
     free(w->handlers);
     free(w);
@@ -70,11 +66,6 @@ void watch_free(struct watch *w)
 int watch_fd(const struct watch *w)
 {
     return w->ifd;
-}
-
-int watch_events_fd(const struct watch *w)
-{
-    return w->events_fd;
 }
 
 bool watch_selects(const struct watch *w, const char *asset)
@@ -105,9 +96,6 @@ int watch_start(struct watch *w)
 {
     int r;
 
-    if (w->events_fd >= 0)
-        close(w->events_fd);
-    w->events_fd = -1;
     if (access(sub(w, ".twinfs/status"), F_OK) < 0)
         return -errno;
     r = add_watch(w, &w->wd_events, sub(w, "events"), EVENTS_MASK | IN_ONLYDIR);
@@ -115,10 +103,7 @@ int watch_start(struct watch *w)
         r = add_watch(w, &w->wd_assets, sub(w, "assets"), ASSETS_MASK);
     if (r == 0 && w->wd_handlers < 0)
         r = add_watch(w, &w->wd_handlers, w->handlers, HANDLERS_MASK);
-    if (r < 0)
-        return r;
-    w->events_fd = open(sub(w, "events"), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    return w->events_fd < 0 ? -errno : 0;
+    return r;
 }
 
 /* seq from a flat name "<20 digits>-...", or -EINVAL for anything else. */

@@ -20,8 +20,9 @@ void watch_free(struct watch *w);
 /* The inotify descriptor (non-blocking), for poll. */
 int watch_fd(const struct watch *w);
 
-/* (Re)places the watches on MNT/events, MNT/assets and the handlers directory, and opens
- * MNT/events. 0, or -errno: -ENOENT or -ENOTCONN while the mount is not there. */
+/* (Re)places the watches on MNT/events, MNT/assets and the handlers directory. It keeps no
+ * descriptor in the mount open (that would keep it from being unmounted). 0, or -errno: -ENOENT or
+ * -ENOTCONN while the mount is not there. */
 int watch_start(struct watch *w);
 
 /* Lists MNT/assets, then MNT/events, into q (dq_scan_begin .. dq_scan_end). Returns the number
@@ -34,9 +35,6 @@ int watch_read(struct watch *w, struct dq *q);
 
 /* True once MNT/.twinfs/status says "replay_done": true. */
 bool watch_replay_done(const struct watch *w);
-
-/* MNT/events, open (for openat of event files), or -1 while the mount is not there. */
-int watch_events_fd(const struct watch *w);
 
 /* True if the asset id is selected by the globs. */
 bool watch_selects(const struct watch *w, const char *asset);
