@@ -172,13 +172,15 @@ static int claim(const char *path, const char *name, enum dq_result *ret)
         }
         return -1;
     }
-    struct stat st;
+    struct stat st, now;
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
         close(fd);
         *ret = DQ_HELD;
         return -1;
     }
-    if (fstat(fd, &st) < 0 || st.st_nlink == 0) {
+    /* acked by another consumer between our open and the claim: its name is gone (st_nlink
+     * alone does not say so, the kernel drops one link of the two an ack removes) */
+    if (fstat(fd, &st) < 0 || st.st_nlink == 0 || stat(path, &now) < 0 || now.st_ino != st.st_ino) {
         close(fd);
         *ret = DQ_OK;
         return -1;
