@@ -9,20 +9,21 @@
 
 #include "twin/text.h"
 
-#define LOG_INPUT 4096
-#define LOG_TAG   "twinfs-dispatch: "
+#define LOG_INPUT  ((size_t)4096)
+#define PREFIX_MAX ((size_t)1024)
+#define LOG_TAG    "twinfs-dispatch: "
 
 static void write_line(const char *prefix, const char *text, size_t n)
 {
-    char line[sizeof(LOG_TAG) + 4 * 1024 + 4 * LOG_INPUT + 8];
+    char line[sizeof(LOG_TAG) + 4u * PREFIX_MAX + 4u * LOG_INPUT + 8u];
     size_t len = sizeof(LOG_TAG) - 1;
 
     memcpy(line, LOG_TAG, len);
     if (prefix) {
-        text_escape(prefix, strnlen(prefix, 1024), line + len, 4 * 1024 + 1, 0);
+        text_escape(prefix, strnlen(prefix, PREFIX_MAX), line + len, 4u * PREFIX_MAX + 1u, 0);
         len += strlen(line + len);
-        memcpy(line + len, ": ", 2);
-        len += 2;
+        line[len++] = ':';
+        line[len++] = ' ';
     }
     text_escape(text, n, line + len, sizeof(line) - len - 1, 0);
     len += strlen(line + len);
@@ -41,7 +42,8 @@ void log_msg(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    int n = vsnprintf(text, sizeof(text), fmt, ap);
+    int n =
+        vsnprintf(text, sizeof(text), fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
     va_end(ap);
     if (n < 0)
         return;

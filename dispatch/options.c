@@ -107,7 +107,7 @@ static int add_glob(struct options *o, char *glob)
 
 static int parse_one(struct options *o, int c, char *arg)
 {
-    unsigned long v;
+    unsigned long v = 0;
     int r;
 
     switch (c) {

@@ -84,7 +84,7 @@ static int htab_insert(struct htab *t, struct hnode *node)
 {
     if (t->n >= t->nb) {
         size_t nb = t->nb ? t->nb * 2 : 64;
-        struct hnode **b = calloc(nb, sizeof(*b));
+        struct hnode **b = calloc(nb, sizeof(struct hnode *));
         if (!b)
             return -ENOMEM;
         for (size_t i = 0; i < t->nb; i++) {
@@ -313,14 +313,20 @@ static struct dq_item *item_new(struct dq *q, const char *asset, enum dq_kind ki
     return item;
 }
 
-/* Drops an item that is in no list. */
+/* Frees an item that is in no list; its asset stays (the caller frees it if it may go). */
+static void item_forget(struct dq *q, struct dq_item *item)
+{
+    if (item->kind == DQ_EVENT)
+        htab_remove(&q->items, &item->node);
+    item->asset->refs--;
+    item_free(item);
+}
+
+/* Drops an item that is in no list, and its asset if nothing else keeps it. */
 static void item_drop(struct dq *q, struct dq_item *item)
 {
     struct dq_asset *a = item->asset;
-    if (item->kind == DQ_EVENT)
-        htab_remove(&q->items, &item->node);
-    item_free(item);
-    a->refs--;
+    item_forget(q, item);
     asset_maybe_free(q, a);
 }
 
@@ -509,14 +515,13 @@ bool dq_done(struct dq *q, struct dq_item *item, enum dq_result r, double now)
     bool report = false;
 
     q->counts.running--;
-    a->st = A_IDLE;
-    a->refs++; /* keeps a while item may go */
+    a->st = A_IDLE; /* asset_reschedule below frees a if nothing keeps it */
     if (item->gone)
         r = DQ_OK;
     switch (r) {
     case DQ_OK:
-        item_drop(q, item);
         a->not_before = 0;
+        item_forget(q, item);
         break;
     case DQ_FAILED:
         item->attempts++;
@@ -527,7 +532,7 @@ bool dq_done(struct dq *q, struct dq_item *item, enum dq_result r, double now)
             if (item->kind == DQ_EVENT)
                 item->state = I_GIVEN_UP;
             else
-                item_drop(q, item);
+                item_forget(q, item);
         } else {
             push_front(q, item);
             a->not_before = now + backoff(&q->policy, item->attempts);
@@ -550,7 +555,6 @@ bool dq_done(struct dq *q, struct dq_item *item, enum dq_result r, double now)
         a->not_before = 0;
         break;
     }
-    a->refs--;
     asset_reschedule(q, a, now);
     return report;
 }

@@ -189,7 +189,6 @@ static int scan_dir(struct watch *w, struct dq *q, const char *rel, bool events,
         if (r < 0)
             break;
         *count += r;
-        r = 0;
     }
     closedir(d);
     return r;
