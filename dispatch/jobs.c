@@ -49,6 +49,7 @@ struct jobs {
     struct jobs_config cfg;
     int running;
     unsigned internal_failures;
+    unsigned long acked, failed;
     char *env_mount;
     char env[N_ATTRS][ENV_VALUE + 16];
     char handler[NAME_MAX + 1];
@@ -101,6 +102,12 @@ bool jobs_full(const struct jobs *j)
 unsigned jobs_internal_failures(const struct jobs *j)
 {
     return j->internal_failures;
+}
+
+void jobs_stats(const struct jobs *j, unsigned long *ret_acked, unsigned long *ret_failed)
+{
+    *ret_acked = j->acked;
+    *ret_failed = j->failed;
 }
 
 static struct job *free_slot(struct jobs *j)
@@ -375,6 +382,8 @@ static void finish(struct jobs *j, struct dq *q, struct job *s, int status, doub
             log_msg("%s: %s: %s; attempt %u, tried again later", s->label, what, how, attempt);
         else
             dq_done(q, s->item, DQ_OK, now);
+        if (event)
+            *(ok ? &j->acked : &j->failed) += 1;
     }
     if (s->fd >= 0)
         close(s->fd); /* the claim ends with the last descriptor */

@@ -54,5 +54,8 @@ double jobs_check_timeouts(struct jobs *j, double now);
 /* Sends sig to every running handler's process group. */
 void jobs_signal_all(struct jobs *j, int sig);
 
+/* Events whose handler exited 0 (and were acked), and failed event handler runs, so far. */
+void jobs_stats(const struct jobs *j, unsigned long *ret_acked, unsigned long *ret_failed);
+
 /* Failed runs of the internal callback (for --once's exit status). */
 unsigned jobs_internal_failures(const struct jobs *j);
