@@ -6,20 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "twin/hash.h"
-
-/* A chained hash table of nodes keyed by a string; a node is the first member of its owner. */
-struct hnode {
-    struct hnode *next;
-    uint64_t h;
-    const char *key;
-};
-
-struct htab {
-    struct hnode **b;
-    size_t nb; /* a power of two, or 0 before the first insert */
-    size_t n;
-};
+#include "htab.h"
 
 enum item_state { I_LISTED, I_RUNNING, I_PARKED, I_GIVEN_UP };
 enum asset_state { A_IDLE, A_READY, A_WAITING, A_BUSY };
@@ -64,58 +51,6 @@ struct dq {
     struct dq_counts counts;
 };
 
-static uint64_t hash_str(const char *s)
-{
-    return twin_fnv1a(TWIN_FNV1A_INIT, s, strlen(s));
-}
-
-static struct hnode *htab_find(const struct htab *t, const char *key)
-{
-    if (t->nb == 0)
-        return NULL;
-    uint64_t h = hash_str(key);
-    for (struct hnode *n = t->b[h & (t->nb - 1)]; n; n = n->next)
-        if (n->h == h && strcmp(n->key, key) == 0)
-            return n;
-    return NULL;
-}
-
-static int htab_insert(struct htab *t, struct hnode *node)
-{
-    if (t->n >= t->nb) {
-        size_t nb = t->nb ? t->nb * 2 : 64;
-        struct hnode **b = calloc(nb, sizeof(struct hnode *));
-        if (!b)
-            return -ENOMEM;
-        for (size_t i = 0; i < t->nb; i++) {
-            struct hnode *n = t->b[i];
-            while (n) {
-                struct hnode *next = n->next;
-                n->next = b[n->h & (nb - 1)];
-                b[n->h & (nb - 1)] = n;
-                n = next;
-            }
-        }
-        free(t->b);
-        t->b = b;
-        t->nb = nb;
-    }
-    node->h = hash_str(node->key);
-    node->next = t->b[node->h & (t->nb - 1)];
-    t->b[node->h & (t->nb - 1)] = node;
-    t->n++;
-    return 0;
-}
-
-static void htab_remove(struct htab *t, struct hnode *node)
-{
-    struct hnode **p = &t->b[node->h & (t->nb - 1)];
-    while (*p != node)
-        p = &(*p)->next;
-    *p = node->next;
-    t->n--;
-}
-
 static void line_append(struct line *l, struct dq_asset *a)
 {
     a->lnext = NULL;
@@ -125,6 +60,26 @@ static void line_append(struct line *l, struct dq_asset *a)
     else
         l->first = a;
     l->last = a;
+}
+
+/* Puts a (which has a head) into the ready line before the first asset whose head comes later,
+ * searching from the end: with one job the twin's order across assets is kept as far as the
+ * per-asset order allows. */
+static void line_insert_ready(struct line *l, struct dq_asset *a)
+{
+    struct dq_asset *after = l->last;
+    while (after && after->head && after->head->seq > a->head->seq)
+        after = after->lprev;
+    a->lprev = after;
+    a->lnext = after ? after->lnext : l->first;
+    if (a->lnext)
+        a->lnext->lprev = a;
+    else
+        l->last = a;
+    if (after)
+        after->lnext = a;
+    else
+        l->first = a;
 }
 
 static void line_unlink(struct line *l, struct dq_asset *a)
@@ -231,7 +186,7 @@ static void asset_reschedule(struct dq *q, struct dq_asset *a, double now)
         line_append(&q->waiting, a);
     } else {
         a->st = A_READY;
-        line_append(&q->ready, a);
+        line_insert_ready(&q->ready, a);
     }
 }
 
@@ -240,7 +195,7 @@ static void asset_touch(struct dq *q, struct dq_asset *a)
 {
     if (a->st == A_IDLE && a->head) {
         a->st = A_READY;
-        line_append(&q->ready, a);
+        line_insert_ready(&q->ready, a);
     }
 }
 
@@ -470,7 +425,7 @@ struct dq_item *dq_next(struct dq *q, double now)
         if (a->not_before <= now) {
             line_unlink(&q->waiting, a);
             a->st = A_READY;
-            line_append(&q->ready, a);
+            line_insert_ready(&q->ready, a);
         }
     }
     struct dq_asset *a = q->ready.first;

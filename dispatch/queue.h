@@ -3,8 +3,9 @@
  * An item is an event (known by its flat name under MNT/events, ordered by its seq) or an asset
  * callback. Each asset has its own list: events in seq order, an asset's "created" callback
  * before its events, its "deleted" callback after them. At most one item of an asset runs at a
- * time (dq_next marks the asset busy until dq_done). Assets take turns: a ready asset joins the
- * end of the ready line.
+ * time (dq_next marks the asset busy until dq_done). Across assets, the ready asset whose next
+ * item has the lowest seq goes first (callbacks count as seq 0; an event that becomes an
+ * asset's head while the asset waits in line keeps the asset's place).
  *
  * A failed item is tried again after a backoff (policy.backoff_s, doubling per attempt, at most
  * policy.backoff_max_s) and blocks its asset's later items meanwhile; after policy.retries

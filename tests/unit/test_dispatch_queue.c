@@ -76,6 +76,20 @@ static void test_assets_in_parallel(void)
     dq_free(q);
 }
 
+static void test_twin_order_across_assets(void)
+{
+    struct dq *q = new_queue(&policy);
+    static const char *const assets[] = {"a", "b", "a", "c", "c", "b", "a", "a", "c"};
+    for (int i = 0; i < 9; i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "e%d", i + 1);
+        CHECK_INT_EQ(dq_add_event(q, name, assets[i], (uint64_t)(i + 1)), 1);
+    }
+    for (uint64_t seq = 1; seq <= 9; seq++)
+        CHECK_INT_EQ(run_next(q, 0, DQ_OK), seq); /* one job: the twin's order */
+    dq_free(q);
+}
+
 static void test_backoff_and_give_up(void)
 {
     struct dq *q = new_queue(&policy);
@@ -192,8 +206,8 @@ static void test_rescan(void)
     CHECK_INT_EQ(gone_calls, 1);
     CHECK_INT_EQ(dq_asset_gone(q, "b"), 0); /* already reported */
     CHECK_INT_EQ(dq_asset_gone(q, "a"), 1);
+    CHECK_INT_EQ(run_next(q, 0, DQ_OK), 0); /* b's deleted callback (callbacks go first) */
     CHECK_INT_EQ(run_next(q, 0, DQ_OK), 2); /* e1 was acked while unseen */
-    CHECK_INT_EQ(run_next(q, 0, DQ_OK), 0); /* b's deleted callback */
     CHECK_INT_EQ(run_next(q, 0, DQ_OK), 3);
     CHECK(dq_next(q, 0) == NULL);
     dq_free(q);
@@ -258,6 +272,7 @@ int main(void)
 {
     RUN(test_order_within_asset);
     RUN(test_assets_in_parallel);
+    RUN(test_twin_order_across_assets);
     RUN(test_backoff_and_give_up);
     RUN(test_backoff_cap_and_unbounded);
     RUN(test_held_and_removed_head);
