@@ -31,6 +31,8 @@
 #define HELD_RETRY_S    0.1
 #define STATUS_CHECK_S  0.5
 #define REMOUNT_CHECK_S 0.5
+#define ONCE_SETTLE_S   0.5
+#define ONCE_POLL_S     0.1
 
 struct loop {
     const struct options *o;
@@ -41,6 +43,8 @@ struct loop {
     int sfd;
     bool stopping, killed, gone, rescan, internal_done;
     double stop_at, next_status, next_remount;
+    double once_since; /* --once: idle since then with once_delivered delivered; 0: busy */
+    long long once_delivered;
 };
 
 static double now_s(void)
@@ -112,7 +116,8 @@ static void start_work(struct loop *l, double now)
 {
     if (!l->internal_done && now >= l->next_status && !jobs_full(l->j)) {
         l->next_status = now + STATUS_CHECK_S;
-        if (watch_replay_done(l->w)) {
+        struct watch_status st;
+        if (watch_status(l->w, &st) == 0 && st.replay_done) {
             l->internal_done = true;
             jobs_start_internal(l->j, now);
         }
@@ -125,12 +130,29 @@ static void start_work(struct loop *l, double now)
     }
 }
 
-/* --once: true when nothing is queued or running any more. */
-static bool once_done(const struct loop *l)
+/* --once: true when nothing is queued or running, and the mount shows all it will show for
+ * now: nothing was delivered for ONCE_SETTLE_S, nothing delivered waits to be shown, and
+ * inotify has nothing unread after that. The status cannot say more: a follower whose window
+ * of pending events was full delivers the rest of the backlog only as events are acked, and
+ * its "head" is the twin's head at connect time. */
+static bool once_done(struct loop *l, double now)
 {
     struct dq_counts c;
+    struct watch_status st;
+
     dq_counts(l->q, &c);
-    return c.queued == 0 && c.running == 0 && jobs_running(l->j) == 0;
+    if (c.queued || c.running || jobs_running(l->j)) {
+        l->once_since = 0;
+        return false;
+    }
+    if (watch_status(l->w, &st) < 0)
+        return true; /* the mount went: nothing more can be handled */
+    if (l->once_since == 0 || st.delivered != l->once_delivered || st.materialize_queue > 0) {
+        l->once_since = now;
+        l->once_delivered = st.delivered;
+        return false;
+    }
+    return now - l->once_since >= ONCE_SETTLE_S && watch_quiet(l->w);
 }
 
 static int poll_timeout_ms(const struct loop *l, double now, double next)
@@ -142,6 +164,8 @@ static int poll_timeout_ms(const struct loop *l, double now, double next)
             next = l->next_status;
         if (l->gone && l->next_remount < next)
             next = l->next_remount;
+        if (l->once_since > 0 && now + ONCE_POLL_S < next)
+            next = now + ONCE_POLL_S;
     } else if (!l->killed && l->stop_at < next) {
         next = l->stop_at;
     }
@@ -173,7 +197,7 @@ static void loop_run(struct loop *l)
                 scan(l, "inotify queue overflow");
             if (!l->gone)
                 start_work(l, now);
-            if (l->o->once && once_done(l))
+            if (l->o->once && once_done(l, now))
                 break;
         }
         double next = jobs_check_timeouts(l->j, now);

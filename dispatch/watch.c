@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,12 +270,24 @@ int watch_read(struct watch *w, struct dq *q)
     }
 }
 
-bool watch_replay_done(const struct watch *w)
+int watch_status(const struct watch *w, struct watch_status *ret)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/.twinfs/status", w->mnt);
     json_t *o = json_load_file(path, 0, NULL);
-    bool done = o && json_is_true(json_object_get(o, "replay_done"));
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return -EIO;
+    }
+    ret->replay_done = json_is_true(json_object_get(o, "replay_done"));
+    ret->materialize_queue = json_integer_value(json_object_get(o, "materialize_queue"));
+    ret->delivered = json_integer_value(json_object_get(o, "delivered"));
     json_decref(o);
-    return done;
+    return 0;
+}
+
+bool watch_quiet(const struct watch *w)
+{
+    struct pollfd p = {.fd = w->ifd, .events = POLLIN};
+    return poll(&p, 1, 0) == 0;
 }

@@ -33,8 +33,18 @@ int watch_scan(struct watch *w, struct dq *q);
  * overflowed), 2 when the mount went (its watch was removed), -errno. */
 int watch_read(struct watch *w, struct dq *q);
 
-/* True once MNT/.twinfs/status says "replay_done": true. */
-bool watch_replay_done(const struct watch *w);
+/* What MNT/.twinfs/status says now. */
+struct watch_status {
+    bool replay_done;            /* the backlog up to the twin's head is delivered */
+    long long materialize_queue; /* delivered events not yet shown */
+    long long delivered;         /* events delivered since the mount */
+};
+
+/* Reads MNT/.twinfs/status into ret. 0, or -EIO when it cannot be read or parsed. */
+int watch_status(const struct watch *w, struct watch_status *ret);
+
+/* True if inotify has nothing unread. */
+bool watch_quiet(const struct watch *w);
 
 /* True if the asset id is selected by the globs. */
 bool watch_selects(const struct watch *w, const char *asset);
