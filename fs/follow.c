@@ -46,10 +46,12 @@ static void cb_asset_deleted(void *userdata, const char *asset)
     pthread_mutex_lock(&t->lock);
     struct node *a = tree_asset_find(t, asset);
     if (a) {
-        /* Queued first, which holds it: the materializer removes its names through the mount
-         * (it may not do so from this thread's callers). */
-        materializer_enqueue(fs->mat, a);
+        /* The names the kernel has of it stay (and hold it) until the materializer removes
+         * them through the mount; it may not do so from this thread's callers. */
+        bool linked = a->links != 0;
         tree_asset_drop(t, a);
+        if (linked)
+            materializer_enqueue(fs->mat, a);
     }
     pthread_mutex_unlock(&t->lock);
 }

@@ -1,6 +1,6 @@
 /* materializer: see materializer.h. Entries keep their order: the queue has an asset before
- * its events and a deleted asset before a new one of the same name, and a delete or a wait
- * first sends what is batched before it. */
+ * its events, removed nodes go before pending ones, and a delete or a wait first sends what
+ * is batched before it. */
 #include "materializer.h"
 
 #include <errno.h>
@@ -18,6 +18,34 @@
 #include "caller.h"
 #include "twin/deadline.h"
 
+/* A FIFO of nodes, linked through queue_next. */
+struct node_queue {
+    struct node *head, *tail;
+};
+
+static void node_queue_push(struct node_queue *q, struct node *n)
+{
+    n->queue_next = NULL;
+    if (q->tail)
+        q->tail->queue_next = n;
+    else
+        q->head = n;
+    q->tail = n;
+}
+
+static struct node *node_queue_pop(struct node_queue *q)
+{
+    struct node *n = q->head;
+
+    if (n) {
+        q->head = n->queue_next;
+        if (!q->head)
+            q->tail = NULL;
+        n->queue_next = NULL;
+    }
+    return n;
+}
+
 struct materializer {
     struct tree *tree; /* its lock guards the queue and the flags up to stop */
     twinfs_log_fn log;
@@ -25,7 +53,8 @@ struct materializer {
     unsigned delay_ms;
     struct fuse_session *se;
     struct caller *caller;
-    struct node *head, *tail;
+    struct node_queue makes;    /* pending nodes to make, in arrival order */
+    struct node_queue removals; /* removed nodes whose names go, taken first */
     size_t len;
     bool busy; /* an entry is popped and its call not done: it still counts as queued */
     bool init_done;
@@ -74,28 +103,24 @@ void materializer_enqueue(struct materializer *m, struct node *n)
     if (n->queued)
         return;
     n->queued = true;
-    n->queue_next = NULL;
-    if (m->tail)
-        m->tail->queue_next = n;
-    else
-        m->head = n;
-    m->tail = n;
+    /* A removed node's names go first: it holds its memory until they are gone, and nothing
+     * that is still to be made depends on them (a new asset of the same name is made after
+     * the old one's directory is removed, which this order also gives). */
+    node_queue_push(n->state == NODE_REMOVED ? &m->removals : &m->makes, n);
     m->len++;
     pthread_cond_signal(&m->cond);
 }
 
 static struct node *queue_pop(struct materializer *m)
 {
-    struct node *n = m->head;
+    struct node *n = node_queue_pop(&m->removals);
 
     if (!n)
-        return NULL;
-    m->head = n->queue_next;
-    if (!m->head)
-        m->tail = NULL;
-    n->queue_next = NULL;
-    n->queued = false;
-    m->len--;
+        n = node_queue_pop(&m->makes);
+    if (n) {
+        n->queued = false;
+        m->len--;
+    }
     return n;
 }
 
@@ -423,7 +448,7 @@ static void *materializer_main(void *arg)
         pthread_cond_wait(&m->cond, &m->tree->lock);
     while (!m->stop) {
         size_t batched = caller_count(m->caller);
-        if (batched > 0 && waits_for_its_asset(m->head)) {
+        if (batched > 0 && !m->removals.head && waits_for_its_asset(m->makes.head)) {
             batch_flush(m); /* the asset's mkdir may be in it */
             continue;
         }

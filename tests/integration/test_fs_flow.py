@@ -30,7 +30,10 @@ def test_max_pending_window(twin, tmp_path):
             peak_rss = max(peak_rss, m.rss_kib())
         assert len(seen) == total
         assert m.status()["acked"] == total
-        assert peak_rss < 64 * 1024, peak_rss
+        # About 14 MiB unsanitized; ASan's redzones, quarantine and fake stacks (a few MiB per
+        # FUSE worker thread) add about 50 MiB to that.
+        bound = 96 if os.environ.get("TWINFS_SANITIZED") else 64
+        assert peak_rss < bound * 1024, peak_rss
 
 
 BLOB = {"type": "record", "name": "Blob", "fields": [{"name": "text", "type": "string"}]}
