@@ -150,10 +150,11 @@ def run_once(mnt, handlers_dir, *opts, timeout=120, progress=None, idle=180, env
                 out, err = _communicate_progress(p, progress, idle)
             left = group_members(p.pid)
         except subprocess.TimeoutExpired:
-            p.kill()
-            out, err = p.communicate()
-            raise AssertionError("twinfs-dispatch --once did not exit in %ss; stderr:\n%s"
-                                 % (timeout, err.decode(errors="replace")[-3000:]))
+            what = ("did not exit in %ss" % timeout if p.poll() is None else
+                    "exited %s, but in %ss its output was still held open by processes it "
+                    "left running (%s)" % (p.returncode, timeout, group_members(p.pid)))
+            raise AssertionError("twinfs-dispatch --once %s; stderr:\n%s"
+                                 % (what, _end(p)[1][-3000:])) from None
         finally:
             try:
                 os.killpg(p.pid, signal.SIGKILL)
@@ -176,7 +177,20 @@ def _communicate_progress(p, progress, idle):
         if now != last:
             last, since = now, time.monotonic()
         elif time.monotonic() - since > idle:
-            p.kill()
-            out, err = p.communicate()
             raise AssertionError("twinfs-dispatch --once made no progress for %ss (at %r); "
-                                 "stderr:\n%s" % (idle, last, err.decode(errors="replace")[-3000:]))
+                                 "stderr:\n%s" % (idle, last, _end(p)[1][-3000:]))
+
+
+def _end(p):
+    """Kills a dispatcher that did not end, and its group; (stdout, stderr) so far. A handler
+    of another group may hold the pipes open: the reading stops after 10 s."""
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    p.kill()
+    try:
+        out, err = p.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        out, err = b"", b"(its stderr is held open by a process left running)"
+    return out.decode(errors="replace"), err.decode(errors="replace")
