@@ -29,6 +29,7 @@ SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
 if __name__ == "__main__":  # a script: the helpers are found as tests/pytest.ini finds them
     sys.path.insert(1, os.path.dirname(HERE))
 
+from dispatch_bench import bench_dispatch  # noqa: E402
 from testlib.events import PING, zigzag  # noqa: E402
 from testlib.mount import Mount  # noqa: E402
 from testlib.proc import progress  # noqa: E402
@@ -36,8 +37,10 @@ from testlib.twin import Twin  # noqa: E402
 from testlib.wait import wait_for  # noqa: E402
 
 # "ingest" events go to two assets of ingest/2 each: the C loop consumes one, Python the other.
-FULL = {"ingest": 200000, "assets": 50000, "t2": 1 << 30, "live": 3000}
-QUICK = {"ingest": 60000, "assets": 20000, "t2": 512 << 20, "live": 1000}
+FULL = {"ingest": 200000, "assets": 50000, "t2": 1 << 30, "live": 3000, "dispatch": 5000,
+        "dispatch_rounds": 2}
+QUICK = {"ingest": 60000, "assets": 20000, "t2": 512 << 20, "live": 1000, "dispatch": 500,
+         "dispatch_rounds": 1}
 ROUNDS = 3  # rounds of the ingest/consume benchmarks; the best counts
 MARK_BEGIN = "<!-- bench:begin (written by tests/bench/run.sh; do not edit by hand) -->"
 MARK_END = "<!-- bench:end -->"
@@ -711,9 +714,12 @@ class Bench:
     def run(self):
         t0 = time.monotonic()
         try:
-            self.bench_small()
-            self.bench_ingest()
-            self.bench_assets()
+            # small measures the empty mount's RSS that ingest and assets use
+            for name, fn in (("small", self.bench_small), ("ingest", self.bench_ingest),
+                             ("assets", self.bench_assets),
+                             ("dispatch", lambda: bench_dispatch(self))):
+                if not self.args.only or name in self.args.only:
+                    fn()
         finally:
             for fn in reversed(self.cleanup):
                 try:
@@ -736,11 +742,14 @@ def main():
     ap.add_argument("--helpers", required=True)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--only", action="append", choices=["small", "ingest", "assets", "dispatch"],
+                    help="run only these (repeatable; ingest and assets need small); for trying "
+                    "one out, with --out elsewhere")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
     os.environ["TWINFS_BUILD"] = args.build
     os.environ["TWINFS_SOURCE"] = SOURCE_ROOT
-    for h in ("minfs", "consume"):
+    for h in ("minfs", "consume", "exit0"):
         if not os.access(os.path.join(args.helpers, h), os.X_OK):
             progress("bench", "helper %s missing in %s" % (h, args.helpers))
             return 1
