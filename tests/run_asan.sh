@@ -13,7 +13,7 @@ if [ ! -f "$build/build.ninja" ]; then
   CC=clang meson setup "$build" -Db_sanitize=address,undefined -Db_lundef=false \
     -Dintegration=false || exit 1
 fi
-ninja -C "$build" mount/twinfs || exit 1
+ninja -C "$build" mount/twinfs dispatch/twinfs-dispatch || exit 1
 
 reports="$(mktemp -d /tmp/twinfs-asan.XXXXXX)"
 # The reports directory goes when it is empty, also if this script is interrupted.
