@@ -43,13 +43,7 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
         return;
     }
     pthread_mutex_lock(&fs->tree.lock);
-    struct node *n = NULL;
-    if (parent == TREE_INO_ASSETS) {
-        n = tree_find_child(&fs->tree, fs->tree.assets_dir, name);
-        while (n && !(n->kind == NODE_ASSET && n->state == NODE_PENDING &&
-                      strcmp(n->name, name) == 0 && n->parent == fs->tree.assets_dir))
-            n = n->name_next;
-    }
+    struct node *n = parent == TREE_INO_ASSETS ? tree_asset_find_pending(&fs->tree, name) : NULL;
     reply_shown(fs, req, n);
 }
 

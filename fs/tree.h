@@ -189,14 +189,11 @@ static inline bool node_seen(const struct node *n, unsigned link, bool caller)
     return n && (n->links & link) && (caller || n->state == NODE_VISIBLE);
 }
 
-/* The names an event still has in the kernel (NODE_LINK_* bits). */
-static inline unsigned node_links(const struct node *n)
-{
-    return n->links;
-}
-
 /* The current asset with the twin's id (not removed), or NULL. */
 struct node *tree_asset_find(struct tree *t, const char *id);
+
+/* The pending asset called shown (its directory not made yet), or NULL. */
+struct node *tree_asset_find_pending(struct tree *t, const char *shown);
 
 /* The asset whose directory is called shown in the kernel (NODE_LINK_MAIN), removed or not;
  * at most one is. NULL if none. */

@@ -46,6 +46,16 @@ struct node *tree_asset_find(struct tree *t, const char *id)
     return asset_named(t, shown, is_current);
 }
 
+static bool is_pending(const struct node *n)
+{
+    return n->state == NODE_PENDING;
+}
+
+struct node *tree_asset_find_pending(struct tree *t, const char *shown)
+{
+    return asset_named(t, shown, is_pending);
+}
+
 struct node *tree_asset_find_linked(struct tree *t, const char *shown)
 {
     return asset_named(t, shown, is_linked);
