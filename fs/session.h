@@ -30,6 +30,8 @@ struct twinfs_options {
     unsigned materialize_delay_ms;   /* wait after a new asset directory before making its
                                       * events visible, so `inotifywait -r` can add its watch */
     unsigned max_t2_open;            /* concurrent T2 files open; 0 means 64 */
+    size_t t2_max_data;              /* request data written to a T2 file before its first
+                                      * read, at most (bytes); 0: none may be written */
     bool events_dir;                 /* MOUNTPOINT/events: every asset's events, by seq */
     bool read_only;                  /* unlink (the ack) is EROFS; the materializer still works */
 };

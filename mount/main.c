@@ -390,6 +390,10 @@ static void twinfs_options_of(const struct mount_options *o, struct twinfs_optio
                 .max_pending_bytes = (uint64_t)o->max_pending_mb * 1024 * 1024,
                 .start =
                     o->start == MOUNT_START_NOW ? FOLLOWER_START_NOW : FOLLOWER_START_BEGINNING,
+                .asset_globs = (const char *const *)o->assets,
+                .n_asset_globs = o->n_assets,
+                .shard_index = o->shard_n ? o->shard_k - 1 : 0,
+                .shard_count = o->shard_n,
             },
         .mountpoint = o->mountpoint,
         .entry_timeout_s = o->entry_timeout_s,
@@ -397,6 +401,7 @@ static void twinfs_options_of(const struct mount_options *o, struct twinfs_optio
         .events_dir = o->events_dir,
         .read_only = o->read_only,
         .max_t2_open = o->max_t2_open,
+        .t2_max_data = o->t2_max_data,
     };
 }
 

@@ -25,12 +25,15 @@ enum key_kind {
     KIND_COUNT,   /* a whole number from min to max (unsigned) */
     KIND_SECONDS, /* a decimal number above 0, at most SECONDS_LIMIT (double) */
     KIND_START,   /* beginning or now (enum mount_start) */
+    KIND_BYTES,   /* a whole number of bytes from min to max, with an optional k, M or G (size_t) */
+    KIND_GLOB,    /* a non-empty pattern, appended to the list (assets, n_assets) */
+    KIND_SHARD,   /* K/N with 1 <= K <= N (shard_k, shard_n) */
 };
 
 /* A twinfs option: its field in struct mount_options, and its bit in set_mask (t2 and no_t2,
  * events_dir and no_events_dir, ro and rw share one because they set the same thing). ro is
  * twinfs's, not the kernel's: the mount stays writable for the materializer, and twinfs
- * refuses the acks. */
+ * refuses the acks. A KIND_BYTES key's min and max are in KiB, so that they fit an unsigned. */
 struct key_def {
     const char *name;
     enum key_kind kind;
@@ -61,6 +64,11 @@ static const struct key_def keys[] = {
     {"no_events_dir", KIND_FLAG, 1u << 13, FIELD(events_dir), 0, 0},
     {"ro", KIND_FLAG, 1u << 14, FIELD(read_only), 1, 0},
     {"rw", KIND_FLAG, 1u << 14, FIELD(read_only), 0, 0},
+    {"t2_max_data", KIND_BYTES, 1u << 15, FIELD(t2_max_data), 0,
+     (unsigned)(TWIN_MAX_T2_MAX_DATA / 1024)},
+    {"assets", KIND_GLOB, 1u << 16, FIELD(assets), 0, 0},
+    {"shard", KIND_SHARD, 1u << 17, FIELD(shard_k), 0, 0},
+    {"logfile", KIND_PATH, 1u << 18, FIELD(logfile), 0, 0},
 };
 
 int options_fail(char *err, size_t errlen, int r, const char *fmt, ...)
@@ -130,6 +138,81 @@ static int parse_seconds(const char *key, const char *value, double min_exclusiv
     return 0;
 }
 
+/* Bytes: digits, then nothing (bytes) or one of k, K (KiB), M (MiB), G (GiB). */
+static int parse_bytes(const char *key, const char *value, unsigned min_kib, unsigned max_kib,
+                       size_t *ret, char *err, size_t errlen)
+{
+    unsigned long long v, unit = 1;
+    char *end = NULL;
+
+    if (!isdigit((unsigned char)value[0]))
+        return options_fail(err, errlen, -EINVAL, "%s=%s: not a number of bytes", key, value);
+    errno = 0;
+    v = strtoull(value, &end, 10);
+    if (strcmp(end, "k") == 0 || strcmp(end, "K") == 0)
+        unit = 1024;
+    else if (strcmp(end, "M") == 0)
+        unit = 1024 * 1024;
+    else if (strcmp(end, "G") == 0)
+        unit = 1024 * 1024 * 1024;
+    else if (*end != '\0')
+        return options_fail(err, errlen, -EINVAL, "%s=%s: not a number of bytes (N, Nk, NM, NG)",
+                            key, value);
+    if (errno == ERANGE || v > max_kib * 1024ULL / unit || v * unit < min_kib * 1024ULL)
+        return options_fail(err, errlen, -EINVAL, "%s=%s: must be between %uk and %uk", key, value,
+                            min_kib, max_kib);
+    *ret = (size_t)(v * unit);
+    return 0;
+}
+
+/* assets=GLOB: one more pattern; a pattern is matched against whole asset ids by fnmatch(3). */
+static int add_glob(struct mount_options *o, const char *key, const char *value, char *err,
+                    size_t errlen)
+{
+    char **grown, *copy;
+
+    if (value[0] == '\0')
+        return options_fail(err, errlen, -EINVAL, "%s=: needs a pattern", key);
+    if (o->n_assets >= MOUNT_MAX_ASSET_GLOBS)
+        return options_fail(err, errlen, -EINVAL, "%s=%s: more than %d patterns", key, value,
+                            MOUNT_MAX_ASSET_GLOBS);
+    copy = strdup(value);
+    grown = copy ? realloc(o->assets, (o->n_assets + 1) * sizeof(*grown)) : NULL;
+    if (!grown) {
+        free(copy);
+        return options_fail(err, errlen, -ENOMEM, "%s: out of memory", key);
+    }
+    grown[o->n_assets++] = copy;
+    o->assets = grown;
+    return 0;
+}
+
+/* shard=K/N: N from 1 to MOUNT_MAX_SHARDS, K from 1 to N. */
+static int parse_shard(struct mount_options *o, const char *key, const char *value, char *err,
+                       size_t errlen)
+{
+    unsigned long k, n;
+    char *slash = NULL, *end = NULL;
+
+    if (!isdigit((unsigned char)value[0]))
+        goto bad;
+    errno = 0;
+    k = strtoul(value, &slash, 10);
+    if (*slash != '/' || !isdigit((unsigned char)slash[1]))
+        goto bad;
+    n = strtoul(slash + 1, &end, 10);
+    if (*end != '\0' || errno == ERANGE)
+        goto bad;
+    if (n < 1 || n > MOUNT_MAX_SHARDS || k < 1 || k > n)
+        return options_fail(err, errlen, -EINVAL, "%s=%s: needs 1 <= K <= N <= %d (shard K of N)",
+                            key, value, MOUNT_MAX_SHARDS);
+    o->shard_k = (unsigned)k;
+    o->shard_n = (unsigned)n;
+    return 0;
+bad:
+    return options_fail(err, errlen, -EINVAL, "%s=%s: not K/N (e.g. shard=1/3)", key, value);
+}
+
 static int set_string(char **slot, const char *key, const char *value, char *err, size_t errlen)
 {
     char *copy;
@@ -171,6 +254,12 @@ static int set_key(struct mount_options *o, const struct key_def *k, const char 
         else
             return options_fail(err, errlen, -EINVAL, "start=%s: must be beginning or now", value);
         return 0;
+    case KIND_BYTES:
+        return parse_bytes(k->name, value, k->min, k->max, field, err, errlen);
+    case KIND_GLOB:
+        return add_glob(o, k->name, value, err, errlen);
+    case KIND_SHARD:
+        return parse_shard(o, k->name, value, err, errlen);
     }
     return -ENOENT;
 }
@@ -324,6 +413,7 @@ int mount_options_parse(int argc, char **argv, struct mount_options *ret, char *
     ret->materialize_delay_ms = MOUNT_DEFAULT_MATERIALIZE_DELAY;
     ret->entry_timeout_s = MOUNT_DEFAULT_ENTRY_TIMEOUT_S;
     ret->max_t2_open = MOUNT_DEFAULT_MAX_T2_OPEN;
+    ret->t2_max_data = MOUNT_DEFAULT_T2_MAX_DATA;
     if (err && errlen)
         err[0] = '\0';
 
@@ -378,6 +468,15 @@ void mount_options_print_help(FILE *f, const char *progname)
             "    -o ro, -o rw           ro: browse without acking, rm is refused (EROFS);\n"
             "                           inotify works as usual (default: rw)\n"
             "    -o t2_timeout=S        T2 request timeout in seconds (default: %g)\n"
+            "    -o t2_max_data=BYTES   request data written to a T2 file before its first\n"
+            "                           read, at most; N, Nk, NM or NG (default: %zuM)\n"
+            "    -o assets=GLOB         follow only the assets whose id matches GLOB\n"
+            "                           (fnmatch(3)); repeat for more, \\, for a comma\n"
+            "                           (default: every asset)\n"
+            "    -o shard=K/N           follow only shard K (1..N) of N of the assets, by a\n"
+            "                           stable hash of their id (default: every asset)\n"
+            "    -o logfile=FILE        append the log to FILE, reopened on SIGHUP\n"
+            "                           (default: syslog; stderr with -f)\n"
             "    -o max_pending=N       unacknowledged events held at most (default: %u)\n"
             "    -o max_pending_mb=N    and their size at most, in MiB (as sent or as shown)\n"
             "                           (one larger event still goes) (default: %u)\n"
@@ -391,7 +490,8 @@ void mount_options_print_help(FILE *f, const char *progname)
             "\n"
             "exit status: 0 mounted (or unmounted cleanly with -f), 1 failure, 2 usage error\n"
             "\n",
-            progname, progname, MOUNT_DEFAULT_T2_TIMEOUT_S, MOUNT_DEFAULT_MAX_PENDING,
+            progname, progname, MOUNT_DEFAULT_T2_TIMEOUT_S,
+            MOUNT_DEFAULT_T2_MAX_DATA / (1024 * 1024), MOUNT_DEFAULT_MAX_PENDING,
             MOUNT_DEFAULT_MAX_PENDING_MB, MOUNT_DEFAULT_MATERIALIZE_DELAY,
             MOUNT_DEFAULT_ENTRY_TIMEOUT_S, MOUNT_DEFAULT_MAX_T2_OPEN);
 }
@@ -407,6 +507,10 @@ void mount_options_free(struct mount_options *o)
     free(o->tracker);
     free(o->schemas);
     free(o->config);
+    free(o->logfile);
+    for (size_t i = 0; i < o->n_assets; i++)
+        free(o->assets[i]);
+    free(o->assets);
     if (o->token) {
         explicit_bzero(o->token, strlen(o->token));
         free(o->token);

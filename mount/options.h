@@ -30,6 +30,9 @@
 #define MOUNT_DEFAULT_MATERIALIZE_DELAY TWIN_DEFAULT_MATERIALIZE_DELAY_MS
 #define MOUNT_DEFAULT_ENTRY_TIMEOUT_S   TWIN_DEFAULT_ENTRY_TIMEOUT_S
 #define MOUNT_DEFAULT_MAX_T2_OPEN       TWIN_DEFAULT_MAX_T2_OPEN
+#define MOUNT_DEFAULT_T2_MAX_DATA       TWIN_DEFAULT_T2_MAX_DATA
+#define MOUNT_MAX_ASSET_GLOBS           64
+#define MOUNT_MAX_SHARDS                65536
 #define MOUNT_MAX_TOKEN_BYTES           4096
 #define MOUNT_MAX_CONFIG_BYTES          65536 /* 64 KiB */
 #define MOUNT_MAX_URL_BYTES             2048
@@ -58,6 +61,12 @@ struct mount_options {
     unsigned materialize_delay_ms;
     double entry_timeout_s;
     unsigned max_t2_open;
+    size_t t2_max_data; /* bytes of request data written to a T2 file before its first read */
+    char **assets;      /* assets=GLOB, in the order given: fnmatch(3) patterns over asset ids */
+    size_t n_assets;    /* 0: every asset */
+    unsigned shard_k;   /* shard=K/N: this mount follows shard K (1..N) of N; shard_n 0: all */
+    unsigned shard_n;
+    char *logfile; /* the backgrounded daemon's log; NULL: syslog */
 
     bool foreground; /* -f, or -d */
     bool debug;      /* -d */

@@ -164,6 +164,84 @@ static void test_bad_values(void)
     BAD("bad command line (see --help)", "u", "m", "-o");
 }
 
+/* assets= is a list: each one adds a pattern, a comma escaped with a backslash stays in it; in
+ * the config file each line adds one, and any assets= on the command line replaces them all. */
+static void test_selection(void)
+{
+    struct mount_options o;
+
+    CHECK_INT_EQ(PARSE(&o, "u", "m"), 0);
+    CHECK_INT_EQ(o.n_assets, 0);
+    CHECK_INT_EQ(o.shard_n, 0);
+    CHECK(o.t2_max_data == 4 * 1024 * 1024);
+    CHECK(!o.logfile);
+    mount_options_free(&o);
+
+    CHECK_INT_EQ(PARSE(&o, "u", "m", "-o", "assets=pump-*,assets=valve\\,a,shard=2/3", "-o",
+                       "assets=[ab]?", "-o", "logfile=/var/log/t.log,t2_max_data=16k"),
+                 0);
+    CHECK_INT_EQ(o.n_assets, 3);
+    CHECK_STR_EQ(o.assets[0], "pump-*");
+    CHECK_STR_EQ(o.assets[1], "valve,a");
+    CHECK_STR_EQ(o.assets[2], "[ab]?");
+    CHECK_INT_EQ(o.shard_k, 2);
+    CHECK_INT_EQ(o.shard_n, 3);
+    CHECK_STR_EQ(o.logfile, "/var/log/t.log");
+    CHECK(o.t2_max_data == 16 * 1024);
+    CHECK_INT_EQ(o.fuse_args.argc, 1);
+    static const char conf[] = "assets=a*\nassets=b*\nshard=1/1\n";
+    CHECK_INT_EQ(mount_options_apply_config(&o, conf, strlen(conf), "F", err, sizeof(err)), 0);
+    CHECK_INT_EQ(o.n_assets, 3); /* the command line's list stands */
+    CHECK_INT_EQ(o.shard_k, 2);
+    mount_options_free(&o);
+
+    CHECK_INT_EQ(PARSE(&o, "u", "m"), 0);
+    CHECK_INT_EQ(mount_options_apply_config(&o, conf, strlen(conf), "F", err, sizeof(err)), 0);
+    CHECK_INT_EQ(o.n_assets, 2);
+    CHECK_STR_EQ(o.assets[1], "b*");
+    CHECK_INT_EQ(o.shard_k, 1);
+    CHECK_INT_EQ(o.shard_n, 1);
+    mount_options_free(&o);
+
+    CHECK_INT_EQ(PARSE(&o, "u", "m", "-o", "t2_max_data=0"), 0);
+    CHECK(o.t2_max_data == 0);
+    mount_options_free(&o);
+    CHECK_INT_EQ(PARSE(&o, "u", "m", "-o", "t2_max_data=1G"), 0);
+    CHECK(o.t2_max_data == 1024 * 1024 * 1024);
+    mount_options_free(&o);
+    CHECK_INT_EQ(PARSE(&o, "u", "m", "-o", "t2_max_data=3M,shard=65536/65536"), 0);
+    CHECK(o.t2_max_data == 3 * 1024 * 1024);
+    mount_options_free(&o);
+
+    BAD("assets=: needs a pattern", "u", "m", "-o", "assets=");
+    BAD("shard=0/3: needs 1 <= K <= N <= 65536 (shard K of N)", "u", "m", "-o", "shard=0/3");
+    BAD("shard=4/3: needs 1 <= K <= N <= 65536 (shard K of N)", "u", "m", "-o", "shard=4/3");
+    BAD("shard=1/0: needs 1 <= K <= N <= 65536 (shard K of N)", "u", "m", "-o", "shard=1/0");
+    BAD("shard=1/65537: needs 1 <= K <= N <= 65536 (shard K of N)", "u", "m", "-o",
+        "shard=1/65537");
+    BAD("shard=1: not K/N (e.g. shard=1/3)", "u", "m", "-o", "shard=1");
+    BAD("shard=1/3x: not K/N (e.g. shard=1/3)", "u", "m", "-o", "shard=1/3x");
+    BAD("shard= 1/3: not K/N (e.g. shard=1/3)", "u", "m", "-o", "shard= 1/3");
+    BAD("shard=1/-3: not K/N (e.g. shard=1/3)", "u", "m", "-o", "shard=1/-3");
+    BAD("shard=99999999999999999999/3: not K/N (e.g. shard=1/3)", "u", "m", "-o",
+        "shard=99999999999999999999/3");
+    BAD("t2_max_data=1025M: must be between 0k and 1048576k", "u", "m", "-o", "t2_max_data=1025M");
+    BAD("t2_max_data=2G: must be between 0k and 1048576k", "u", "m", "-o", "t2_max_data=2G");
+    BAD("t2_max_data=99999999999999999999999: must be between 0k and 1048576k", "u", "m", "-o",
+        "t2_max_data=99999999999999999999999");
+    BAD("t2_max_data=4MB: not a number of bytes (N, Nk, NM, NG)", "u", "m", "-o",
+        "t2_max_data=4MB");
+    BAD("t2_max_data=-1: not a number of bytes", "u", "m", "-o", "t2_max_data=-1");
+    BAD("logfile=: needs a value", "u", "m", "-o", "logfile=");
+
+    char many[64 * 12 + 1] = "";
+    for (int i = 0; i <= 64; i++)
+        snprintf(many + strlen(many), sizeof(many) - strlen(many), "%sassets=a%d", i ? "," : "", i);
+    CHECK_INT_EQ(PARSE(&o, "u", "m", "-o", many), -EINVAL);
+    CHECK_STR_EQ(err, "assets=a64: more than 64 patterns");
+    mount_options_free(&o);
+}
+
 static void test_config_text(void)
 {
     struct mount_options o;
@@ -541,6 +619,11 @@ static void test_help_lists_every_option(void)
                                   "entry_timeout=",
                                   "max_t2_open=",
                                   "config=",
+                                  "t2_max_data=",
+                                  "assets=GLOB",
+                                  "shard=K/N",
+                                  "logfile=FILE",
+                                  "default: 4M)",
                                   "-f",
                                   "-d",
                                   "-s",
@@ -584,6 +667,7 @@ int main(void)
     RUN(test_good_values);
     RUN(test_flags);
     RUN(test_bad_values);
+    RUN(test_selection);
     RUN(test_config_text);
     RUN(test_config_precedence);
     RUN(test_urls);

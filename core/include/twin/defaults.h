@@ -26,6 +26,9 @@
  * bound; max_t2_open cannot exceed it). */
 #define TWIN_DEFAULT_MAX_T2_OPEN 64u
 #define TWIN_MAX_T2_OPEN         4096u
+/* Request data written to a T2 file before its first read, at most (bytes). */
+#define TWIN_DEFAULT_T2_MAX_DATA ((size_t)4 * 1024 * 1024)
+#define TWIN_MAX_T2_MAX_DATA     ((size_t)1024 * 1024 * 1024)
 
 /* The file system: the kernel's cache of names and attributes, and the wait after a new asset
  * directory before its events are made. */

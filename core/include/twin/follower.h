@@ -105,6 +105,15 @@ struct follower_config {
      * TWIN_DEFAULT_MAX_EVENT_BYTES. An event whose data renders larger is shown with data_b64 and
      * error (about its line's size). */
     size_t max_event_bytes;
+    /* The assets this follower follows; the others' records are skipped and count as handled,
+     * so the watermark moves past them. An asset is followed when its id matches one of
+     * asset_globs (fnmatch(3) patterns over the whole id; none: every id) and, with
+     * shard_count > 1, when its id's stable hash falls in shard shard_index (0 to
+     * shard_count - 1). */
+    const char *const *asset_globs;
+    size_t n_asset_globs;
+    unsigned shard_index;
+    unsigned shard_count; /* 0 or 1: no sharding */
 };
 
 /* Copies cfg, opens the tracker. Returns 0, -EINVAL (bad URL or config), -EBUSY (tracker in
