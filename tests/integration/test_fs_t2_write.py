@@ -275,3 +275,38 @@ def test_bash_exec_read_write(echo_twin, tmp_path):
                               t2_path(m, "Echo", "q")], capture_output=True, timeout=60)
         assert out.returncode != 0 and b"Invalid argument" in out.stderr
         assert echo.seen == [json.encode(), b"plain"]
+
+
+def test_two_threads_write_one_descriptor(echo_twin, tmp_path):
+    """Each write lands whole and the data is every write once, whatever the interleaving."""
+    tw, echo = echo_twin
+    with mounted(tw, tmp_path) as m:
+        settled(m)
+        fd = os.open(t2_path(m, "Echo", "q"), os.O_RDWR)
+        try:
+            chunks = {t: [(b"%c%03d" % (t, i)) * 50 for i in range(100)] for t in b"AB"}
+
+            def writer(t):
+                for c in chunks[t]:
+                    assert os.write(fd, c) == len(c)
+
+            threads = [threading.Thread(target=writer, args=(t,)) for t in b"AB"]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(60)
+            got = b""
+            while True:
+                b = os.read(fd, 1 << 20)
+                if not b:
+                    break
+                got += b
+        finally:
+            os.close(fd)
+        assert got.startswith(b"echo:")
+        data = got[5:]
+        assert len(data) == 2 * 100 * 200
+        pieces = [data[i:i + 200] for i in range(0, len(data), 200)]
+        for t in b"AB":
+            assert [p for p in pieces if p[0] == t] == chunks[t]
+        assert echo.seen == [data]
