@@ -106,14 +106,24 @@ void handles_close_all(struct twinfs *fs);
 int t2_files_init(struct twinfs *fs);
 void t2_files_free(struct twinfs *fs);
 
-/* The open of a T2 file: sends the request and replies with the open or its failure's errno.
- * The mount's owner may have all max_t2_open files open; any other uid (allow_other) at most
- * a quarter of them, and the other uids together leave the owner a quarter: EMFILE past that. */
+/* The open of a T2 file, read-only or read-write (fi->flags). Read-only, it sends the request
+ * (the name is the data) and replies with the open or its failure's errno; read-write, it
+ * replies at once and the first read sends the request. Either holds a slot from the start of
+ * the open to the release: the mount's owner may have all max_t2_open files open; any other
+ * uid (allow_other) at most a quarter of them, and the other uids together leave the owner a
+ * quarter: EMFILE past that. */
 void t2_file_open(struct twinfs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 
-/* A read of an open T2 file (oh is its fi->fh): the next bytes of the stream, in order. */
+/* A read of an open T2 file (oh is its fi->fh): the next bytes of the stream, in order. The
+ * first read of a read-write open sends the request first: its failure is this read's errno. */
 void t2_file_read(struct twinfs *fs, fuse_req_t req, struct open_handle *oh, size_t size,
                   off_t off);
+
+/* A write to a read-write open T2 file before its first read: appends to the request data,
+ * in order, at most opt.t2_max_data bytes (EFBIG past it); EBADF after the first read. A
+ * refused write leaves the request unsendable: the first read gets its errno. */
+void t2_file_write(struct twinfs *fs, fuse_req_t req, struct open_handle *oh, const char *buf,
+                   size_t size, off_t off);
 
 /* The status file (status.c). Every snapshot has one size, the longest this mount can render
  * (padded with spaces), so that stat and the reads of any open agree; its mtime is the time of

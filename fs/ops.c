@@ -1,6 +1,7 @@
 /* ops: the table of FUSE low-level operations (ops.h says where each lives), names and
- * attributes (lookup, forget, getattr, statfs, access) and the requests a read-only tree
- * refuses. docs/filesystem.md has the behaviour and the errno table. */
+ * attributes (lookup, forget, getattr, statfs, access), the requests a read-only tree refuses
+ * and the writes of read-write T2 files. docs/filesystem.md has the behaviour and the errno table.
+ */
 #include "ops.h"
 
 #include "twin/name.h"
@@ -305,11 +306,21 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
     fuse_reply_err(req, EINVAL); /* there are no symlinks */
 }
 
+/* Writes go to read-write T2 files (their request data); everything else is read-only. */
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
-    ops_count_request(ops_fs(req), FS_OP_WRITE);
-    fuse_reply_err(req, EROFS);
+    struct twinfs *fs = ops_fs(req);
+
+    ops_count_request(fs, FS_OP_WRITE);
+    pthread_mutex_lock(&fs->tree.lock);
+    struct node *n = tree_get(&fs->tree, ino);
+    enum node_kind kind = n ? n->kind : NODE_ROOT;
+    pthread_mutex_unlock(&fs->tree.lock);
+    if (kind == NODE_T2_FILE && fi->fh)
+        t2_file_write(fs, req, (struct open_handle *)(uintptr_t)fi->fh, buf, size, off);
+    else
+        fuse_reply_err(req, EROFS);
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -121,16 +121,25 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     int err = 0;
 
     ops_count_request(fs, FS_OP_OPEN);
-    if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-        open_for_close_write(fs, req, ino, fi);
-        return;
-    }
     pthread_mutex_lock(&fs->tree.lock);
     struct node *n = tree_get(&fs->tree, ino);
     if (!n || (n->kind == NODE_EVENT && !n->event.content))
         err = ENOENT; /* gone, or acked: its bytes are gone */
     kind = n ? n->kind : NODE_ROOT;
     pthread_mutex_unlock(&fs->tree.lock);
+    if (kind == NODE_T2_FILE && (fi->flags & O_ACCMODE) != O_RDONLY) {
+        /* Read-write: the writes are the request data (O_TRUNC, O_CREAT change nothing);
+         * write-only could never read the answer. */
+        if ((fi->flags & O_ACCMODE) == O_RDWR)
+            t2_file_open(fs, req, ino, fi);
+        else
+            fuse_reply_err(req, EINVAL);
+        return;
+    }
+    if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+        open_for_close_write(fs, req, ino, fi);
+        return;
+    }
     if (err) {
         fuse_reply_err(req, err);
         return;
