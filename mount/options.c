@@ -321,6 +321,31 @@ struct cli_ctx {
     bool failed;
 };
 
+/* Options of fstab and mount(8) that ask nothing of twinfs or of its FUSE session: mount(8)
+ * and mount.fuse3 act on them and keep most to themselves, but twinfs may still be given them
+ * (an fstab option list on its command line, another mount helper), and sshfs's and rclone's
+ * helpers drop them the same way. relatime is what the kernel does for a FUSE mount anyway.
+ * The flags the kernel takes (ro, nosuid, nodev, noexec, noatime, sync ...) are not here:
+ * fuse_session_new passes them on, and ro and rw are twinfs's own. */
+static const char *const ignored_options[] = {
+    "defaults", "auto",  "noauto",  "user",   "nouser",   "users",
+    "owner",    "group", "_netdev", "nofail", "relatime",
+};
+static const char *const ignored_prefixes[] = {"x-", "comment="};
+
+static bool ignored_option(const char *arg)
+{
+    for (size_t i = 0; i < sizeof(ignored_options) / sizeof(ignored_options[0]); i++) {
+        if (strcmp(arg, ignored_options[i]) == 0)
+            return true;
+    }
+    for (size_t i = 0; i < sizeof(ignored_prefixes) / sizeof(ignored_prefixes[0]); i++) {
+        if (strncmp(arg, ignored_prefixes[i], strlen(ignored_prefixes[i])) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* An -o option, or a dash option that fuse_opt did not know. Returns 0 (taken), 1 (a FUSE
  * option, kept for fuse_session_new to judge) or a negative errno with the message in ctx. */
 static int cli_option(struct cli_ctx *ctx, const char *arg)
@@ -330,6 +355,8 @@ static int cli_option(struct cli_ctx *ctx, const char *arg)
 
     if (arg[0] == '-')
         return options_fail(ctx->err, ctx->errlen, -EINVAL, "%s: unknown option", arg);
+    if (ignored_option(arg))
+        return 0;
     copy = strdup(arg);
     if (!copy)
         return options_fail(ctx->err, ctx->errlen, -ENOMEM, "out of memory");
