@@ -64,8 +64,11 @@ class Installed:
             return ["cc"]
         if isinstance(sanitize, list):
             sanitize = ",".join(sanitize)
-        exe = introspect("--compilers")["host"]["c"]["exelist"]
-        return exe + ["-fsanitize=" + sanitize]
+        for target in introspect("--targets"):
+            for sources in target["target_sources"]:
+                if sources.get("language") == "c":
+                    return sources["compiler"] + ["-fsanitize=" + sanitize]
+        raise AssertionError("no C compiler in the build's targets")
 
 
 @pytest.fixture(scope="module")
