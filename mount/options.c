@@ -322,14 +322,16 @@ struct cli_ctx {
 };
 
 /* Options of fstab and mount(8) that ask nothing of twinfs or of its FUSE session: mount(8)
- * and mount.fuse3 act on them and keep most to themselves, but twinfs may still be given them
+ * and mount.fuse3 act on most and keep them to themselves, but twinfs may still be given them
  * (an fstab option list on its command line, another mount helper), and sshfs's and rclone's
- * helpers drop them the same way. relatime is what the kernel does for a FUSE mount anyway.
- * The flags the kernel takes (ro, nosuid, nodev, noexec, noatime, sync ...) are not here:
- * fuse_session_new passes them on, and ro and rw are twinfs's own. */
+ * helpers drop them the same way. mount(8) does pass the atime policies on, which libfuse
+ * refuses but noatime and atime: they change nothing here, a file's atime is its mtime and
+ * nothing updates it. The flags the kernel takes (nosuid, nodev, noexec, noatime, sync ...)
+ * are not here: fuse_session_new passes them on, and ro and rw are twinfs's own. */
 static const char *const ignored_options[] = {
-    "defaults", "auto",  "noauto",  "user",   "nouser",   "users",
-    "owner",    "group", "_netdev", "nofail", "relatime",
+    "defaults",    "auto",          "noauto",   "user",       "nouser",   "users",
+    "owner",       "group",         "_netdev",  "nofail",     "relatime", "norelatime",
+    "strictatime", "nostrictatime", "diratime", "nodiratime", "lazytime", "nolazytime",
 };
 static const char *const ignored_prefixes[] = {"x-", "comment="};
 

@@ -127,7 +127,8 @@ static void test_mount_helper_options(void)
 
     CHECK_INT_EQ(PARSE(&o, "http://127.0.0.1:8765", "/mnt", "-o",
                        "rw,defaults,auto,noauto,user,nouser,users,owner,group,_netdev,nofail,"
-                       "relatime,x-systemd.automount,x-systemd.requires=network-online.target,"
+                       "relatime,norelatime,strictatime,nostrictatime,diratime,nodiratime,lazytime,"
+                       "nolazytime,x-systemd.automount,x-systemd.requires=network-online.target,"
                        "x-systemd.mount-timeout=30,x-gvfs-hide,comment=twin\\,a,start=now,no_t2"),
                  0);
     CHECK_STR_EQ(kept(&o), "");
