@@ -152,9 +152,9 @@ static int parse_bytes(const char *key, const char *value, unsigned min_kib, uns
     if (strcmp(end, "k") == 0 || strcmp(end, "K") == 0)
         unit = 1024;
     else if (strcmp(end, "M") == 0)
-        unit = 1024 * 1024;
+        unit = 1024ULL * 1024;
     else if (strcmp(end, "G") == 0)
-        unit = 1024 * 1024 * 1024;
+        unit = 1024ULL * 1024 * 1024;
     else if (*end != '\0')
         return options_fail(err, errlen, -EINVAL, "%s=%s: not a number of bytes (N, Nk, NM, NG)",
                             key, value);
@@ -520,7 +520,7 @@ void mount_options_print_help(FILE *f, const char *progname)
             "exit status: 0 mounted (or unmounted cleanly with -f), 1 failure, 2 usage error\n"
             "\n",
             progname, progname, MOUNT_DEFAULT_T2_TIMEOUT_S,
-            MOUNT_DEFAULT_T2_MAX_DATA / (1024 * 1024), MOUNT_DEFAULT_MAX_PENDING,
+            MOUNT_DEFAULT_T2_MAX_DATA / ((size_t)1024 * 1024), MOUNT_DEFAULT_MAX_PENDING,
             MOUNT_DEFAULT_MAX_PENDING_MB, MOUNT_DEFAULT_MATERIALIZE_DELAY,
             MOUNT_DEFAULT_ENTRY_TIMEOUT_S, MOUNT_DEFAULT_MAX_T2_OPEN);
 }
