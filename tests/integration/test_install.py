@@ -39,8 +39,8 @@ class Installed:
         self.version = introspect("--projectinfo")["version"]
         self.prefix = opts["prefix"]
 
-        def under(key):
-            return os.path.join(destdir + self.prefix, opts[key])
+        def under(key):  # an install directory may be relative to the prefix or absolute
+            return destdir + os.path.join(self.prefix, opts[key])
         self.bindir, self.libdir = under("bindir"), under("libdir")
         self.includedir, self.mandir = under("includedir"), under("mandir")
 
