@@ -152,9 +152,9 @@ static int parse_bytes(const char *key, const char *value, unsigned min_kib, uns
     if (strcmp(end, "k") == 0 || strcmp(end, "K") == 0)
         unit = 1024;
     else if (strcmp(end, "M") == 0)
-        unit = 1024 * 1024;
+        unit = 1024ULL * 1024;
     else if (strcmp(end, "G") == 0)
-        unit = 1024 * 1024 * 1024;
+        unit = 1024ULL * 1024 * 1024;
     else if (*end != '\0')
         return options_fail(err, errlen, -EINVAL, "%s=%s: not a number of bytes (N, Nk, NM, NG)",
                             key, value);
@@ -321,6 +321,33 @@ struct cli_ctx {
     bool failed;
 };
 
+/* Options of fstab and mount(8) that ask nothing of twinfs or of its FUSE session: mount(8)
+ * and mount.fuse3 act on most and keep them to themselves, but twinfs may still be given them
+ * (an fstab option list on its command line, another mount helper), and sshfs's and rclone's
+ * helpers drop them the same way. mount(8) does pass the atime policies on, which libfuse
+ * refuses but noatime and atime: they change nothing here, a file's atime is its mtime and
+ * nothing updates it. The flags the kernel takes (nosuid, nodev, noexec, noatime, sync ...)
+ * are not here: fuse_session_new passes them on, and ro and rw are twinfs's own. */
+static const char *const ignored_options[] = {
+    "defaults",    "auto",          "noauto",   "user",       "nouser",   "users",
+    "owner",       "group",         "_netdev",  "nofail",     "relatime", "norelatime",
+    "strictatime", "nostrictatime", "diratime", "nodiratime", "lazytime", "nolazytime",
+};
+static const char *const ignored_prefixes[] = {"x-", "comment="};
+
+static bool ignored_option(const char *arg)
+{
+    for (size_t i = 0; i < sizeof(ignored_options) / sizeof(ignored_options[0]); i++) {
+        if (strcmp(arg, ignored_options[i]) == 0)
+            return true;
+    }
+    for (size_t i = 0; i < sizeof(ignored_prefixes) / sizeof(ignored_prefixes[0]); i++) {
+        if (strncmp(arg, ignored_prefixes[i], strlen(ignored_prefixes[i])) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* An -o option, or a dash option that fuse_opt did not know. Returns 0 (taken), 1 (a FUSE
  * option, kept for fuse_session_new to judge) or a negative errno with the message in ctx. */
 static int cli_option(struct cli_ctx *ctx, const char *arg)
@@ -330,6 +357,8 @@ static int cli_option(struct cli_ctx *ctx, const char *arg)
 
     if (arg[0] == '-')
         return options_fail(ctx->err, ctx->errlen, -EINVAL, "%s: unknown option", arg);
+    if (ignored_option(arg))
+        return 0;
     copy = strdup(arg);
     if (!copy)
         return options_fail(ctx->err, ctx->errlen, -ENOMEM, "out of memory");
@@ -491,7 +520,7 @@ void mount_options_print_help(FILE *f, const char *progname)
             "exit status: 0 mounted (or unmounted cleanly with -f), 1 failure, 2 usage error\n"
             "\n",
             progname, progname, MOUNT_DEFAULT_T2_TIMEOUT_S,
-            MOUNT_DEFAULT_T2_MAX_DATA / (1024 * 1024), MOUNT_DEFAULT_MAX_PENDING,
+            MOUNT_DEFAULT_T2_MAX_DATA / ((size_t)1024 * 1024), MOUNT_DEFAULT_MAX_PENDING,
             MOUNT_DEFAULT_MAX_PENDING_MB, MOUNT_DEFAULT_MATERIALIZE_DELAY,
             MOUNT_DEFAULT_ENTRY_TIMEOUT_S, MOUNT_DEFAULT_MAX_T2_OPEN);
 }

@@ -20,6 +20,10 @@
  *
  * With --max-events N, events after the N-th are left alone (not shown, not acked: they come
  * back at the next start) and the program stops. Log lines go to stderr. */
+/* strerrorname_np is a GNU extension; the build defines _GNU_SOURCE, a user's cc may not. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
