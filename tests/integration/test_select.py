@@ -73,6 +73,7 @@ def test_assets_glob_shows_only_matching_assets(twin, tmp_path):
         m.wait_settled(60)
         m.wait_for(lambda: len(m.events("pump-1")) == 3, 60, "pump-1's backlog")
         assert listed(m) == ["pump-1"]
+        assert not os.path.exists(m.path("assets", "valve-1", "t2", "Doc", "x"))
         # live: a new asset of each kind, events on all four
         twin.create_asset("pump-2")
         twin.create_asset("valve-2")
