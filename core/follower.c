@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "asset_select.h"
 #include "asset_table.h"
 #include "follower_internal.h"
 #include "pending.h"
@@ -129,6 +130,13 @@ int follower_new(const struct follower_config *cfg, const struct follower_callba
         r = -ENOMEM;
         goto fail;
     }
+    r = asset_select_new(cfg->asset_globs, cfg->n_asset_globs, cfg->shard_index, cfg->shard_count,
+                         &f->select);
+    if (r < 0)
+        goto fail;
+    /* The caller's strings are not kept: the selection holds its own copies. */
+    f->cfg.asset_globs = NULL;
+    f->cfg.n_asset_globs = 0;
     r = tracker_open(f->tracker_path, &f->tracker);
     if (r < 0)
         goto fail;
@@ -153,7 +161,7 @@ static void add_snapshot_assets(struct follower *f, const json_t *list, json_t *
         const char *id = json_string_value(json_object_get(a, "id"));
         if (!id || !record_name_is_safe(id))
             continue; /* an id that cannot be a directory name; the stream would refuse it */
-        if (asset_table_add(f->assets, id) > 0)
+        if (follower_add_asset(f, id) > 0)
             json_array_append_new(created, json_string(id));
     }
 }
@@ -275,6 +283,7 @@ void follower_free(struct follower *f)
     twin_client_free(f->client);
     pending_free(f->pending);
     asset_table_free(f->assets);
+    asset_select_free(f->select);
     pthread_cond_destroy(&f->window);
     pthread_mutex_destroy(&f->lock);
     free(f->url);
@@ -340,6 +349,8 @@ int follower_t2_request(struct follower *f, const char *asset, const char *type,
         e = TWIN_T2_UNAVAILABLE;
     else if (stopping)
         e = TWIN_SHUTDOWN;
+    else if (asset && !asset_select_match(f->select, asset))
+        e = TWIN_ASSET_UNKNOWN; /* to this follower it does not exist: never listed or shown */
     if (e != TWIN_OK) {
         if (ret_error)
             *ret_error = e;

@@ -34,6 +34,7 @@ struct follower {
     bool head_behind;   /* the twin's head was last seen below last_seq */
     struct pending *pending;
     struct asset_table *assets;
+    struct asset_select *select; /* NULL: every asset is followed */
     uint64_t snapshot_head;
     struct follower_status st;
 };
@@ -41,6 +42,11 @@ struct follower {
 /* Records the message as last_error and passes it to on_notice. Called without the lock. */
 void follower_notice(struct follower *f, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Makes asset live if this follower follows it (asset_select): the one way into the asset
+ * table, so an asset it does not follow is never listed or announced and its events are skipped
+ * as handled. Returns 1 (made live), 0 (live already, or not followed), -ENOMEM. Lock held. */
+int follower_add_asset(struct follower *f, const char *asset);
 
 /* Moves the tracker's watermark up to the window's. Lock held. */
 void follower_advance_watermark(struct follower *f);

@@ -1,7 +1,8 @@
 /* follower_records: where a record from the stream enters the follower. Asset records change
- * the asset table; an event record is filtered (deleted asset, acked already, offset not
- * above the last), decoded and rendered outside the lock, waits for room in the window, then
- * enters it and goes to on_event. */
+ * the asset table, which only a selected asset enters (follower_add_asset); an event record is
+ * filtered (asset not live: deleted or not selected; acked already; offset not above the last),
+ * decoded and rendered outside the lock, waits for room in the window, then enters it and goes
+ * to on_event. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "asset_select.h"
 #include "asset_table.h"
 #include "event_schema.h"
 #include "follower_internal.h"
@@ -26,6 +28,13 @@ void follower_advance_watermark(struct follower *f)
         tracker_advance(f->tracker, w);
         f->st.watermark = tracker_watermark(f->tracker);
     }
+}
+
+int follower_add_asset(struct follower *f, const char *asset)
+{
+    if (!asset_select_match(f->select, asset))
+        return 0;
+    return asset_table_add(f->assets, asset);
 }
 
 static void on_link(void *userdata, bool up)
@@ -86,7 +95,7 @@ static int on_asset_record(struct follower *f, const struct record *rec)
         /* Replayed records up to the snapshot's head describe the past: an asset missing from
          * the snapshot was deleted by then, so its creation is not news. */
         if (rec->seq > f->snapshot_head || asset_table_key(f->assets, rec->asset)) {
-            int r = asset_table_add(f->assets, rec->asset);
+            int r = follower_add_asset(f, rec->asset);
             if (r < 0) {
                 pthread_mutex_unlock(&f->lock);
                 return r; /* not handled: the record comes again after a reconnect */

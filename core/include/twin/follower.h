@@ -107,17 +107,21 @@ struct follower_config {
     size_t max_event_bytes;
     /* The assets this follower follows; the others' records are skipped and count as handled,
      * so the watermark moves past them. An asset is followed when its id matches one of
-     * asset_globs (fnmatch(3) patterns over the whole id; none: every id) and, with
-     * shard_count > 1, when its id's stable hash falls in shard shard_index (0 to
-     * shard_count - 1). */
+     * asset_globs (fnmatch(3) patterns with no flags over the whole id; none: every id) and,
+     * with shard_count > 1, when twin_asset_shard (twin/hash.h) of its id is shard_index (0 to
+     * shard_count - 1). An asset not followed is not in the snapshot's on_asset_created calls,
+     * gets no on_asset_created or on_asset_deleted, none of its events, and follower_t2_request
+     * answers it AssetUnknown. Skipped records are handled for this tracker: once the
+     * watermark passes them, a follower with another selection on the same tracker does not
+     * see them. follower_new copies the globs. */
     const char *const *asset_globs;
     size_t n_asset_globs;
     unsigned shard_index;
     unsigned shard_count; /* 0 or 1: no sharding */
 };
 
-/* Copies cfg, opens the tracker. Returns 0, -EINVAL (bad URL or config), -EBUSY (tracker in
- * use by another process), -errno. */
+/* Copies cfg, opens the tracker. Returns 0, -EINVAL (bad URL or config, e.g. shard_index >=
+ * shard_count > 1 or a NULL glob), -EBUSY (tracker in use by another process), -errno. */
 int follower_new(const struct follower_config *cfg, const struct follower_callbacks *cb,
                  struct follower **ret);
 
@@ -149,9 +153,10 @@ void follower_free(struct follower *f);
  * if the asset was deleted; -ENOENT if no such event was delivered; -errno from the tracker. */
 int follower_ack(struct follower *f, uint64_t seq, const char *asset, uint64_t offset);
 
-/* Starts a T2 request through this follower's twin (see t2_stream_open). Fails with
- * -EACCES/TWIN_T2_UNAVAILABLE without asking the twin when T2 is off, -ESHUTDOWN while
- * stopping. timeout_s <= 0 means the configured default. */
+/* Starts a T2 request through this follower's twin (see t2_stream_open). Fails without asking
+ * the twin: -EACCES/TWIN_T2_UNAVAILABLE when T2 is off, -ESHUTDOWN while stopping,
+ * -ENOENT/TWIN_ASSET_UNKNOWN for an asset this follower does not follow. timeout_s <= 0 means the
+ * configured default. */
 int follower_t2_request(struct follower *f, const char *asset, const char *type, const void *data,
                         size_t len, double timeout_s, struct t2_stream **ret,
                         enum twin_error *ret_error);
