@@ -4,10 +4,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -55,31 +55,84 @@ static int env_build(const struct run_req *req)
     return 0;
 }
 
-static int spawn_attrs(posix_spawnattr_t *attr)
+/* The signals a handler gets back to SIG_DFL: those the dispatcher ignores (SIGPIPE, and any
+ * it was started with ignored). Handled signals need nothing: the dispatcher has no handlers
+ * (its signals come through a signalfd), and exec resets caught ones anyway. */
+static sigset_t ignored;
+static bool ignored_known;
+
+static void note_ignored(void)
 {
-    sigset_t none, all;
+    struct sigaction sa;
+
+    sigemptyset(&ignored);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+            sigaddset(&ignored, sig);
+    ignored_known = true;
+}
+
+/* fd becomes to (kept across exec; dup2 onto itself would leave close-on-exec set). */
+static int move_fd(int fd, int to)
+{
+    return fd == to ? fcntl(fd, F_SETFD, 0) : dup2(fd, to);
+}
+
+/* What the child of vfork does before its exec: only system calls, nothing that takes a lock
+ * or writes the parent's memory but *child_err (the parent reads it once the child has left
+ * the shared address space). */
+static void child_exec(const struct run_req *req, int in_fd, int err_fd, char *const argv[],
+                       volatile int *child_err)
+{
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigset_t none;
+
     sigemptyset(&none);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(&ignored, sig) == 1)
+            sigaction(sig, &dfl, NULL);
+    if (setpgid(0, 0) < 0 || move_fd(in_fd, 0) < 0 || move_fd(err_fd, 2) < 0 ||
+        chdir(req->cwd) < 0 || sigprocmask(SIG_SETMASK, &none, NULL) < 0) {
+        *child_err = errno;
+        _exit(127);
+    }
+    execve(req->path, argv, (char *const *)env_buf);
+    *child_err = errno;
+    _exit(127);
+}
+
+/* Starts the child: vfork (no page tables copied, no stack mapped and unmapped per handler, as
+ * posix_spawn does) with every signal blocked until the child's mask is set. Returns its pid,
+ * or -errno. */
+static pid_t start_child(const struct run_req *req, int in_fd, int err_fd)
+{
+    static volatile int child_err;
+    char *argv[] = {(char *)req->arg0, (char *)req->arg1, NULL};
+    sigset_t all, old;
+
     sigfillset(&all);
-    sigdelset(&all, SIGKILL);
-    sigdelset(&all, SIGSTOP);
-    int r = posix_spawnattr_setsigmask(attr, &none);
-    if (r == 0)
-        r = posix_spawnattr_setsigdefault(attr, &all);
-    if (r == 0)
-        r = posix_spawnattr_setpgroup(attr, 0);
-    if (r == 0)
-        r = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                               POSIX_SPAWN_SETPGROUP);
-    return -r;
+    if (sigprocmask(SIG_SETMASK, &all, &old) < 0)
+        return -errno;
+    child_err = 0;
+    pid_t pid = vfork();
+    if (pid == 0)
+        child_exec(req, in_fd, err_fd, argv, &child_err);
+    int e = pid < 0 ? errno : child_err;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (pid > 0 && e) {
+        waitpid(pid, NULL, 0); /* exited 127 at once; reaped here, not seen by the loop */
+        return -e;
+    }
+    return pid < 0 ? -e : pid;
 }
 
 int run_spawn(const struct run_req *req, pid_t *ret_pid, int *ret_err_fd)
 {
     int pipefd[2];
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
     int r;
 
+    if (!ignored_known)
+        note_ignored();
     if (dev_null < 0) {
         dev_null = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (dev_null < 0)
@@ -90,43 +143,16 @@ int run_spawn(const struct run_req *req, pid_t *ret_pid, int *ret_err_fd)
         return r;
     if (pipe2(pipefd, O_CLOEXEC) < 0)
         return -errno;
-    r = -posix_spawn_file_actions_init(&fa);
-    if (r < 0)
-        goto fail_pipe;
-    r = -posix_spawnattr_init(&attr);
-    if (r < 0)
-        goto fail_fa;
-    r = spawn_attrs(&attr);
-    if (r == 0)
-        r = -posix_spawn_file_actions_adddup2(&fa, req->stdin_fd >= 0 ? req->stdin_fd : dev_null,
-                                              0);
-    if (r == 0)
-        r = -posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
-    if (r == 0)
-        r = -posix_spawn_file_actions_addchdir_np(&fa, req->cwd);
-    if (r < 0)
-        goto fail_attr;
-    char *argv[] = {(char *)req->arg0, (char *)req->arg1, NULL};
-    pid_t pid;
-    r = -posix_spawn(&pid, req->path, &fa, &attr, argv, (char *const *)env_buf);
-    if (r < 0)
-        goto fail_attr;
-    posix_spawnattr_destroy(&attr);
-    posix_spawn_file_actions_destroy(&fa);
+    pid_t pid = start_child(req, req->stdin_fd >= 0 ? req->stdin_fd : dev_null, pipefd[1]);
     close(pipefd[1]);
+    if (pid < 0) {
+        close(pipefd[0]);
+        return pid;
+    }
     fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
     *ret_pid = pid;
     *ret_err_fd = pipefd[0];
     return 0;
-
-fail_attr:
-    posix_spawnattr_destroy(&attr);
-fail_fa:
-    posix_spawn_file_actions_destroy(&fa);
-fail_pipe:
-    close(pipefd[0]);
-    close(pipefd[1]);
-    return r;
 }
 
 void run_cleanup(void)

@@ -171,6 +171,43 @@ def test_call_argv_env_stdin_cwd(twin, tmp_path):
         assert pending(m) == []
 
 
+# A shell handler that writes its (and so its children's) ignored and blocked signal masks, its
+# process group and its pid to OUT/SEQ.
+SIGNALS_SH = r"""#!/bin/sh
+{ grep -E '^Sig(Ign|Blk):' /proc/self/status | cut -f2; cut -d' ' -f5 /proc/$$/stat; echo $$; } \
+    > '%(out)s/'"$TWIN_SEQ"
+"""
+
+
+def test_handler_signals_default_own_group(twin, tmp_path):
+    """A handler starts with no signal ignored or blocked, in a process group of its own, also
+    when the dispatcher was started with SIGINT, SIGQUIT and SIGHUP ignored (as by `nohup` or
+    a shell's `&`) and with its own SIGPIPE, SIGTERM and SIGCHLD handling."""
+    setup_names(twin, ["Sig"], ["a", "b"])
+    for a in ("a", "b", "a"):
+        twin.publish(a, "Sig", 1, {"n": 1})
+    out = tmp_path / "out"
+    out.mkdir()
+    h = handlers_dir(tmp_path)
+    write_handler(h, "do_Sig", SIGNALS_SH % {"out": str(out)})
+
+    def ignore():
+        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_IGN)
+    with mounted(twin, tmp_path) as m:
+        wait_pending(m, 3, 60)
+        r = subprocess.run([need_binary(), "--once", "-j", "2", m.mnt, str(h)],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=120, preexec_fn=ignore)
+        assert r.returncode == 0, r.stderr
+        got = [(out / x).read_text().split() for x in sorted(os.listdir(out))]
+        assert len(got) == 3, (got, r.stderr)
+        for blk, ign, pgrp, pid in got:
+            assert int(ign, 16) == 0 and int(blk, 16) == 0, (ign, blk)
+            assert pgrp == pid
+        assert pending(m) == []
+
+
 def test_no_handler_stays_pending_logged_once(twin, tmp_path):
     """An event with no handler at all (no do_, no on_event_unmatched) is not acked and is
     logged once; --once exits 1 for it while the others are handled; a long-running
