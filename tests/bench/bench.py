@@ -749,7 +749,7 @@ def main():
     args.build = os.path.abspath(args.build)
     os.environ["TWINFS_BUILD"] = args.build
     os.environ["TWINFS_SOURCE"] = SOURCE_ROOT
-    for h in ("minfs", "consume", "exit0"):
+    for h in ("minfs", "consume", "exit0", "spawnloop"):
         if not os.access(os.path.join(args.helpers, h), os.X_OK):
             progress("bench", "helper %s missing in %s" % (h, args.helpers))
             return 1

@@ -9,7 +9,12 @@ in parallel). The time is from the start of the program until it has acked the w
 (the dispatcher with --once exits then; the loop exits once its listing is done and the
 directory is empty). CPU times come from /proc/PID/stat of the exited (not yet reaped)
 process: its own (utime + stime) and its reaped children's (cutime + cstime: the handlers,
-and the loop's rm)."""
+and the loop's rm).
+
+Each round also measures the floor of process starts (spawnloop: vfork, execve and wait of the
+handler, with no FUSE and no dispatcher), alone and as two copies at once. Their ratio is the
+most -j 2 can gain over -j 1 with this handler on this machine: where starting two processes at
+once is no faster than one after the other, -j 2 cannot beat -j 1 either."""
 
 import base64
 import json
@@ -127,9 +132,26 @@ class DispatchBench:
         return {"rate": n / t, "own_us": own * 1e6 / n, "kids_us": kids * 1e6 / n,
                 "wall_us": t * 1e6 / n, "n": n}
 
+    def spawn_floor(self, starts):
+        """Handler starts per second the machine allows: spawnloop alone, then two spawnloops at
+        once (their summed rate). No FUSE, no dispatcher: only vfork, execve and wait."""
+        loop = os.path.join(self.b.helpers, "spawnloop")
+        argv = [loop, str(starts), self.handler]
+
+        def rates(copies):
+            ps = [subprocess.Popen(argv, stdout=subprocess.PIPE) for _ in range(copies)]
+            outs = [p.communicate(timeout=600)[0] for p in ps]
+            if any(p.returncode != 0 for p in ps):
+                raise RuntimeError("spawnloop failed")
+            return sum(float(o) for o in outs)
+        one, two = rates(1), rates(2)
+        progress("bench", "dispatch spawn floor: %.0f starts/s alone, %.0f with two at once"
+                 % (one, two))
+        return {"one": one, "two": two}
+
     def run(self, rounds):
-        """rounds rounds of bare loop, -j 1, -j 2; returns {side: [measures...]}."""
-        out = {"bare": [], "j1": [], "j2": []}
+        """rounds rounds of bare loop, -j 1, -j 2, spawn floor; returns {side: [measures...]}."""
+        out = {"bare": [], "j1": [], "j2": [], "floor": []}
         for r in range(rounds):
             progress("bench", "dispatch round %d of %d" % (r + 1, rounds))
             out["bare"].append(self.measure("bare loop", ["bash", self.loop, self.m.mnt,
@@ -138,6 +160,7 @@ class DispatchBench:
                 out["j%d" % j].append(self.measure(
                     "-j %d" % j, [self.binary, "-j", str(j), "--once", self.m.mnt,
                                   self.handlers]))
+            out["floor"].append(self.spawn_floor(max(self.n, 1000)))
         self.m.stop()
         return out
 
@@ -158,6 +181,10 @@ def bench_dispatch(bench):
     bench.row("dispatch", "events/s, -j 2 vs -j 1", "%.0f" % j2["rate"],
               "%.0f (-j 1)" % j1["rate"], j2["rate"] / j1["rate"], "> 1.0×",
               j2["rate"] > j1["rate"])
+    floor = max(res["floor"], key=lambda x: x["two"] / x["one"])
+    bench.row("dispatch", "process starts/s of exit0, no FUSE: two loops at once vs one "
+              "(the ceiling of -j 2 vs -j 1)", "%.0f" % floor["two"], "%.0f (one loop)"
+              % floor["one"], floor["two"] / floor["one"], "(information)", True)
     bench.row("dispatch", "dispatcher's own CPU per event (-j 1), µs; the handler's (children)",
               "%.0f; %.0f" % (j1["own_us"], j1["kids_us"]),
               "bare loop's bash: %.0f; children %.0f" % (bare["own_us"], bare["kids_us"]),

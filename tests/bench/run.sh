@@ -28,7 +28,7 @@ ninja -C "$build" >/dev/null
 buildtype=$(meson introspect --buildoptions "$build" |
   /usr/bin/python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"] == "buildtype"][0])')
 
-# The C helpers (minfs, consume) are built by ninja above, from tests/bench/meson.build.
+# The C helpers (minfs, consume, exit0, spawnloop) are built by ninja above, from tests/bench/meson.build.
 helpers=$build/tests/bench
 if [ -z "$out" ]; then
   if [ ${#quick[@]} -gt 0 ]; then out=$build/performance-quick.md; else out=docs/performance.md; fi
