@@ -21,6 +21,7 @@
 #include "daemon.h"
 #include "holder.h"
 #include "log.h"
+#include "log_setup.h"
 #include "mount_ref.h"
 #include "mountinfo.h"
 #include "options.h"
@@ -31,7 +32,7 @@
 #endif
 
 /* A start-up failure: one line to the caller (stderr, or the parent through the pipe) and to
- * the log when daemonized, then the exit status. */
+ * the log when daemonized or when the log is a file, then the exit status. */
 static int __attribute__((format(printf, 2, 3))) fail(int status, const char *fmt, ...)
 {
     char raw[1024], msg[4 * sizeof(raw)];
@@ -46,6 +47,8 @@ static int __attribute__((format(printf, 2, 3))) fail(int status, const char *fm
         daemon_report_error(status, msg);
     } else {
         fprintf(stderr, "twinfs: %s\n", msg);
+        if (log_is_file())
+            log_hook(LOG_ERR, msg);
     }
     return status;
 }
@@ -143,7 +146,7 @@ static int check_fuse_options(const struct mount_options *o)
     if (geteuid() == 0 && args_mention(&o->fuse_args, "auto_unmount"))
         return fail(MOUNT_EXIT_USAGE, "auto_unmount: refused as root (it unmounts by path, "
                                       "which another user can swap); twinfs unmounts its own "
-                                      "mount at SIGTERM, SIGINT and SIGHUP");
+                                      "mount at SIGTERM and SIGINT");
     for (int i = 0; i < o->fuse_args.argc; i++) {
         if (fuse_opt_add_arg(&copy, o->fuse_args.argv[i]) < 0) {
             fuse_opt_free_args(&copy);
@@ -524,6 +527,11 @@ static void print_info(const struct mount_options *o)
  * before anything runs in the background. Returns the exit status. */
 static int prepare_mount(struct mount_options *o)
 {
+    char err[PATH_MAX + 128];
+
+    /* First: where the log goes is the first line the caller sees, when it is news. */
+    if (log_setup(o, err, sizeof(err)) < 0)
+        return fail(MOUNT_EXIT_FAILURE, "%s", err);
     if (o->token_file_shared)
         fprintf(stderr,
                 "twinfs: warning: token_file=%s is readable by group or others; "
@@ -576,7 +584,16 @@ int main(int argc, char **argv)
     } else {
         log_init(false, o.debug);
     }
+    /* Logging to a file, SIGHUP reopens it (logrotate) instead of stopping twinfs. */
+    if (log_is_file()) {
+        r = log_reopen_on_hup();
+        if (r < 0) {
+            status = fail(MOUNT_EXIT_FAILURE, "cannot catch SIGHUP: %s", strerror(-r));
+            goto out_log;
+        }
+    }
     status = serve(&o);
+out_log:
     log_close();
 out:
     mount_options_free(&o);
