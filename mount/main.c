@@ -12,11 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
-#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <fuse_lowlevel.h>
-#include <linux/capability.h>
 
 #include "daemon.h"
 #include "holder.h"
@@ -25,6 +23,7 @@
 #include "mount_ref.h"
 #include "mountinfo.h"
 #include "options.h"
+#include "privilege.h"
 #include "session.h"
 
 #ifndef TWINFS_VERSION
@@ -273,18 +272,6 @@ static void raise_fd_limit(const struct mount_options *o)
                 o->max_t2_open, (unsigned long long)need, (unsigned long long)rl.rlim_cur);
 }
 
-/* Whether this process may call mount(2) itself: CAP_SYS_ADMIN in its effective set. Then
- * libfuse mounts directly; without it libfuse runs fusermount3. */
-static bool may_mount(void)
-{
-    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
-    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
-
-    if (syscall(SYS_capget, &hdr, data) < 0)
-        return geteuid() == 0;
-    return data[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective & CAP_TO_MASK(CAP_SYS_ADMIN);
-}
-
 /* Where fuse_session_mount mounts. With the capability, libfuse calls mount(2) itself: on
  * /proc/self/fd/N of the opened mount point, so that the mount covers the directory that was
  * opened and checked, even if a directory on the path is swapped meanwhile. fusermount3 (no
@@ -294,7 +281,7 @@ static bool may_mount(void)
 static const char *mount_target(const struct mount_options *o, const struct mount_ref *mref,
                                 char *buf, size_t size)
 {
-    if (!may_mount() || args_mention(&o->fuse_args, "auto_unmount"))
+    if (!privilege_may_mount() || args_mention(&o->fuse_args, "auto_unmount"))
         return o->mountpoint;
     return mount_ref_covered_path(mref, buf, size);
 }
@@ -545,6 +532,8 @@ static int prepare_mount(struct mount_options *o)
     raise_fd_limit(o);
     if (mountinfo_is_mount_point(o->mountpoint))
         return fail(MOUNT_EXIT_FAILURE, "%s: mountpoint: already a mount point", o->mountpoint);
+    if (!privilege_may_mount() && privilege_check_user_mount(o->mountpoint, err, sizeof(err)) < 0)
+        return fail(MOUNT_EXIT_FAILURE, "%s", err);
     if (add_default_fuse_options(o) < 0)
         return fail(MOUNT_EXIT_FAILURE, "out of memory");
     fuse_set_log_func(fuse_log_to_log);
