@@ -50,12 +50,10 @@ static int open_file(const char *path)
 
     if (fd < 0)
         return -errno;
-    if (fstat(fd, &st) < 0)
+    if (fstat(fd, &st) < 0 || fcntl(fd, F_SETFL, O_APPEND) < 0)
         r = -errno;
     else if (!S_ISREG(st.st_mode))
         r = -EINVAL;
-    else if (fcntl(fd, F_SETFL, O_APPEND) < 0)
-        r = -errno;
     else
         return fd;
     close(fd);

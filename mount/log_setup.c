@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "twin/follower.h"
@@ -88,10 +89,17 @@ static void use_fallback(const struct mount_options *o)
     if (path) {
         r = log_to_file(path);
         if (r == 0) {
-            fprintf(stderr,
-                    "twinfs: no syslog listens on %s: the log goes to %s "
-                    "(choose with -o logfile=FILE)\n",
-                    _PATH_LOG, path);
+            /* For a person at a terminal; a script or a cron job (which would mail it) gets
+             * the note as the log's own line instead. */
+            if (isatty(STDERR_FILENO))
+                fprintf(stderr,
+                        "twinfs: no syslog listens on %s: the log goes to %s "
+                        "(choose with -o logfile=FILE)\n",
+                        _PATH_LOG, path);
+            log_msg(LOG_NOTICE,
+                    "no syslog listens on %s: the log goes to this file (choose "
+                    "with -o logfile=FILE)",
+                    _PATH_LOG);
             free(path);
             return;
         }

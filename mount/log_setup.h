@@ -2,7 +2,8 @@
  * on stderr: logfile= if given; else stderr in the foreground; else syslog when a syslog daemon
  * listens; else, so that nothing is lost where no syslog runs (a container), the file
  * twinfs.log in the state directory of the default tracker ($XDG_STATE_HOME/twinfs), made
- * private (0700) like the tracker's own, and named on stderr. */
+ * private (0700) like the tracker's own, and named on stderr when stderr is a terminal (a
+ * script's or cron's stderr is for errors) and in the file's own line. */
 #pragma once
 #include <stddef.h>
 

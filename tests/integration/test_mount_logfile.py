@@ -13,6 +13,7 @@ no syslog listens.
   hides /dev/log in a mount namespace of its own when the machine has one."""
 
 import os
+import pty
 import re
 import signal
 import stat
@@ -200,28 +201,55 @@ def test_a_file_that_cannot_be_opened_fails_the_mount(runner, demo_twin, tmp_pat
     assert target.read_text() == ""
 
 
-def run_without_syslog(runner, *args):
+def run_without_syslog(runner, *args, tty=False):
     """twinfs in a mount namespace of its own, where /dev/log (if the machine has one) is
     /dev/null: no syslog daemon listens there. The daemon and its mount stay in that
-    namespace; the mount is reached as /proc/PID/root/MNT."""
+    namespace; the mount is reached as /proc/PID/root/MNT. tty: stderr is a terminal (a pty),
+    whose text is returned as the stderr."""
     script = ('if [ -e /dev/log ]; then mount --bind /dev/null /dev/log || exit 99; fi; '
               'exec "$@"')
-    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
-                           "sh", twinfs_binary()] + list(args), env=runner.env,
-                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+            twinfs_binary()] + list(args)
+    if not tty:
+        return subprocess.run(argv, env=runner.env, capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen(argv, env=runner.env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=slave, text=True)
+        os.close(slave)
+        out, _ = p.communicate(timeout=30)
+        err = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: every writer closed the terminal
+                break
+            if not chunk:
+                break
+            err += chunk
+    finally:
+        os.close(master)
+    return subprocess.CompletedProcess(argv, p.returncode, out,
+                                       err.decode().replace("\r\n", "\n"))
+
+
+NOTE = "no syslog listens on /dev/log: the log goes to this file (choose with -o logfile=FILE)"
 
 
 def test_without_syslog_the_log_goes_to_the_state_directory(runner, demo_twin, tmp_path):
+    """At a terminal the first line names the file; the file's own lines say why it is used."""
     mnt = runner.mountpoint()
     state = os.path.join(runner.env["XDG_STATE_HOME"], "twinfs")
     log = os.path.join(state, "twinfs.log")
 
-    r = run_without_syslog(runner, demo_twin.url, mnt)
+    r = run_without_syslog(runner, demo_twin.url, mnt, tty=True)
     assert r.returncode == 0, r.stderr
-    assert r.stderr.splitlines()[0] == (
+    assert r.stderr.splitlines() == [
         "twinfs: no syslog listens on /dev/log: the log goes to %s "
-        "(choose with -o logfile=FILE)" % log), r.stderr
+        "(choose with -o logfile=FILE)" % log], r.stderr
     wait_line(log, "mounted %s on %s" % (demo_twin.url, mnt))
+    assert messages(log)[0] == NOTE
     pid = lines(log)[-1][0]
     assert os.listdir("/proc/%d/root%s/assets" % (pid, mnt))
     assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
@@ -236,6 +264,24 @@ def test_without_syslog_the_log_goes_to_the_state_directory(runner, demo_twin, t
     wait_for(lambda: not pid_alive(pid), 20, "the daemon to exit")
     assert messages(log)[-1] == "unmounted " + mnt
     assert "mounted %s on %s" % (demo_twin.url, mnt) not in messages(log)
+
+
+def test_without_syslog_a_script_gets_no_output(runner, demo_twin):
+    """A script's (or cron's) stderr stays for errors: a mount prints nothing, an error is
+    its one line; the file still says why it holds the log."""
+    mnt = runner.mountpoint()
+    log = os.path.join(runner.env["XDG_STATE_HOME"], "twinfs", "twinfs.log")
+    r = run_without_syslog(runner, demo_twin.url, mnt)
+    assert (r.returncode, r.stderr) == (0, "")
+    wait_line(log, "mounted %s on %s" % (demo_twin.url, mnt))
+    assert NOTE in messages(log)
+    pid = lines(log)[-1][0]
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not pid_alive(pid), 20, "the daemon to exit")
+
+    r = run_without_syslog(runner, demo_twin.url, mnt, "-o", "bogus")
+    assert r.returncode == 2
+    assert len(r.stderr.splitlines()) == 1, r.stderr
 
 
 def test_foreground_without_syslog_keeps_stderr(runner, demo_twin):
