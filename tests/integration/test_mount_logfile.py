@@ -251,7 +251,8 @@ def test_without_syslog_the_log_goes_to_the_state_directory(runner, demo_twin, t
     wait_line(log, "mounted %s on %s" % (demo_twin.url, mnt))
     assert messages(log)[0] == NOTE
     pid = lines(log)[-1][0]
-    assert os.listdir("/proc/%d/root%s/assets" % (pid, mnt))
+    wait_for(lambda: os.listdir("/proc/%d/root%s/assets" % (pid, mnt)), 20,
+             "the assets through the daemon's namespace")
     assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(log).st_mode) == 0o600
 
