@@ -101,6 +101,12 @@ int mount_options_finish(struct mount_options *o, char *err, size_t errlen)
         if (r < 0)
             return r;
     }
+    /* The file need not exist yet: made absolute, not resolved; opened by log_setup. */
+    if (o->logfile) {
+        r = make_absolute(&o->logfile, "logfile", err, errlen);
+        if (r < 0)
+            return r;
+    }
     if (o->tracker) {
         r = make_absolute(&o->tracker, "tracker", err, errlen);
         if (r < 0)

@@ -12,18 +12,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
-#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <fuse_lowlevel.h>
-#include <linux/capability.h>
 
 #include "daemon.h"
 #include "holder.h"
 #include "log.h"
+#include "log_setup.h"
 #include "mount_ref.h"
 #include "mountinfo.h"
 #include "options.h"
+#include "privilege.h"
 #include "session.h"
 
 #ifndef TWINFS_VERSION
@@ -31,7 +31,7 @@
 #endif
 
 /* A start-up failure: one line to the caller (stderr, or the parent through the pipe) and to
- * the log when daemonized, then the exit status. */
+ * the log when daemonized or when the log is a file, then the exit status. */
 static int __attribute__((format(printf, 2, 3))) fail(int status, const char *fmt, ...)
 {
     char raw[1024], msg[4 * sizeof(raw)];
@@ -46,6 +46,8 @@ static int __attribute__((format(printf, 2, 3))) fail(int status, const char *fm
         daemon_report_error(status, msg);
     } else {
         fprintf(stderr, "twinfs: %s\n", msg);
+        if (log_is_file())
+            log_hook(LOG_ERR, msg);
     }
     return status;
 }
@@ -143,7 +145,7 @@ static int check_fuse_options(const struct mount_options *o)
     if (geteuid() == 0 && args_mention(&o->fuse_args, "auto_unmount"))
         return fail(MOUNT_EXIT_USAGE, "auto_unmount: refused as root (it unmounts by path, "
                                       "which another user can swap); twinfs unmounts its own "
-                                      "mount at SIGTERM, SIGINT and SIGHUP");
+                                      "mount at SIGTERM and SIGINT");
     for (int i = 0; i < o->fuse_args.argc; i++) {
         if (fuse_opt_add_arg(&copy, o->fuse_args.argv[i]) < 0) {
             fuse_opt_free_args(&copy);
@@ -270,18 +272,6 @@ static void raise_fd_limit(const struct mount_options *o)
                 o->max_t2_open, (unsigned long long)need, (unsigned long long)rl.rlim_cur);
 }
 
-/* Whether this process may call mount(2) itself: CAP_SYS_ADMIN in its effective set. Then
- * libfuse mounts directly; without it libfuse runs fusermount3. */
-static bool may_mount(void)
-{
-    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
-    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
-
-    if (syscall(SYS_capget, &hdr, data) < 0)
-        return geteuid() == 0;
-    return data[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective & CAP_TO_MASK(CAP_SYS_ADMIN);
-}
-
 /* Where fuse_session_mount mounts. With the capability, libfuse calls mount(2) itself: on
  * /proc/self/fd/N of the opened mount point, so that the mount covers the directory that was
  * opened and checked, even if a directory on the path is swapped meanwhile. fusermount3 (no
@@ -291,7 +281,7 @@ static bool may_mount(void)
 static const char *mount_target(const struct mount_options *o, const struct mount_ref *mref,
                                 char *buf, size_t size)
 {
-    if (!may_mount() || args_mention(&o->fuse_args, "auto_unmount"))
+    if (!privilege_may_mount() || args_mention(&o->fuse_args, "auto_unmount"))
         return o->mountpoint;
     return mount_ref_covered_path(mref, buf, size);
 }
@@ -524,6 +514,11 @@ static void print_info(const struct mount_options *o)
  * before anything runs in the background. Returns the exit status. */
 static int prepare_mount(struct mount_options *o)
 {
+    char err[PATH_MAX + 128];
+
+    /* First: where the log goes is the first line the caller sees, when it is news. */
+    if (log_setup(o, err, sizeof(err)) < 0)
+        return fail(MOUNT_EXIT_FAILURE, "%s", err);
     if (o->token_file_shared)
         fprintf(stderr,
                 "twinfs: warning: token_file=%s is readable by group or others; "
@@ -537,6 +532,8 @@ static int prepare_mount(struct mount_options *o)
     raise_fd_limit(o);
     if (mountinfo_is_mount_point(o->mountpoint))
         return fail(MOUNT_EXIT_FAILURE, "%s: mountpoint: already a mount point", o->mountpoint);
+    if (!privilege_may_mount() && privilege_check_user_mount(o->mountpoint, err, sizeof(err)) < 0)
+        return fail(MOUNT_EXIT_FAILURE, "%s", err);
     if (add_default_fuse_options(o) < 0)
         return fail(MOUNT_EXIT_FAILURE, "out of memory");
     fuse_set_log_func(fuse_log_to_log);
@@ -576,7 +573,16 @@ int main(int argc, char **argv)
     } else {
         log_init(false, o.debug);
     }
+    /* Logging to a file, SIGHUP reopens it (logrotate) instead of stopping twinfs. */
+    if (log_is_file()) {
+        r = log_reopen_on_hup();
+        if (r < 0) {
+            status = fail(MOUNT_EXIT_FAILURE, "cannot catch SIGHUP: %s", strerror(-r));
+            goto out_log;
+        }
+    }
     status = serve(&o);
+out_log:
     log_close();
 out:
     mount_options_free(&o);
