@@ -12,6 +12,7 @@ import threading
 
 import pytest
 
+from test_fs_t2 import open_errno
 from testlib.events import setup_ping
 from testlib.mount import mounted
 from testlib.twin import Twin
@@ -82,15 +83,6 @@ def first_read_errno(path, data):
             f.read()
         except OSError as e:
             return e.errno
-    return 0
-
-
-def ro_open_errno(path):
-    try:
-        with open(path, "rb") as f:
-            f.read()
-    except OSError as e:
-        return e.errno
     return 0
 
 
@@ -206,10 +198,10 @@ def test_failures_are_the_first_reads_errno(echo_twin, tmp_path):
         ]
         for path, data, want in cases:
             assert first_read_errno(path, data) == want
-        assert ro_open_errno(t2_path(m, "NoSuchType", "x")) == errno.EOPNOTSUPP
+        assert open_errno(t2_path(m, "NoSuchType", "x")) == errno.EOPNOTSUPP
         # T2Timeout -> ETIMEDOUT: a provider that never answers
         tw.provider_register("Slow")
-        assert ro_open_errno(t2_path(m, "Slow", "x")) == errno.ETIMEDOUT
+        assert open_errno(t2_path(m, "Slow", "x")) == errno.ETIMEDOUT
         assert first_read_errno(t2_path(m, "Slow", "x"), b"data") == errno.ETIMEDOUT
         # NotConnected -> EHOSTUNREACH
         tw.hook("t2_not_connected", type="Docs")
@@ -231,7 +223,7 @@ def test_failures_are_the_first_reads_errno(echo_twin, tmp_path):
         m.wait_for(lambda: m.status()["t2_open"] == 0, 10, "every file closed")
     with mounted(tw, tmp_path, no_t2=True) as m:
         settled(m)
-        assert ro_open_errno(t2_path(m, "Echo", "x")) == errno.EACCES
+        assert open_errno(t2_path(m, "Echo", "x")) == errno.EACCES
         assert first_read_errno(t2_path(m, "Echo", "x"), b"data") == errno.EACCES
 
 
@@ -248,7 +240,7 @@ def test_slots_count_from_the_open_and_close_without_read_sends_nothing(echo_twi
             with pytest.raises(OSError) as e:
                 open(t2_path(m, "Echo", "third"), "r+b", buffering=0)
             assert e.value.errno == errno.EMFILE
-            assert ro_open_errno(t2_path(m, "Echo", "third")) == errno.EMFILE
+            assert open_errno(t2_path(m, "Echo", "third")) == errno.EMFILE
         finally:
             for f in files:
                 f.close()

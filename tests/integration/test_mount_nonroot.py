@@ -27,6 +27,7 @@ import pytest
 
 from testlib.cli import FAILURE, pid_alive
 from testlib.paths import twinfs_binary
+from testlib.proc import pids_of_program
 from testlib.wait import wait_for
 
 UID = GID = 65534
@@ -143,19 +144,11 @@ def user(tmp_path):
 
 def kill_mounts_under(top):
     """Teardown: a daemon left running (its mount is in its namespace) is killed."""
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
+    for pid in pids_of_program(os.path.join(top, "twinfs")):
         try:
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0] == os.fsencode(os.path.join(top, "twinfs")):
-            try:
-                os.kill(int(d), 9)
-            except ProcessLookupError:
-                pass
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
 
 
 def as_user(user, argv, fuse_mode=0o666, env_extra=None):
@@ -212,19 +205,8 @@ def one_failure(r, *words):
 
 
 def no_daemon_left(user):
-    wait_for(lambda: not any(pid_alive(int(d)) for d in daemons(user)), 10, "no daemon left")
-
-
-def daemons(user):
-    out = []
-    for d in os.listdir("/proc"):
-        try:
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                if f.read().split(b"\0")[0] == os.fsencode(user["twinfs"]):
-                    out.append(d)
-        except (OSError, IndexError):
-            continue
-    return out
+    wait_for(lambda: not any(pid_alive(p) for p in pids_of_program(user["twinfs"])), 10,
+             "no daemon left")
 
 
 def test_mountpoint_the_user_may_not_write_is_a_clear_error(user, demo_twin):

@@ -5,6 +5,7 @@ A Proc's stderr goes to log_path, and its stdout too unless it has a file of its
 (out_path) or a pipe (stdout=PIPE, for a process whose output is its answer): a pipe that
 nobody reads until the end fills up, and the child blocks in the middle of its work."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -22,6 +23,22 @@ def read_text(path):
             return f.read()
     except OSError:
         return ""
+
+
+def pids_of_program(program):
+    """The pids of the processes whose argv[0] is program (a path, as it was run)."""
+    want = os.fsencode(program)
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                if f.read().split(b"\0")[0] == want:
+                    pids.append(int(d))
+        except OSError:
+            continue
+    return pids
 
 
 def vm_kib(pid, field="VmRSS"):
