@@ -79,6 +79,9 @@ void jobs_free(struct jobs *j)
         return;
     for (int i = 0; i < j->cfg.max; i++)
         if (j->slot[i].pid) {
+            /* A loop that ended on an error leaves no handler behind it. */
+            kill(-j->slot[i].pid, SIGKILL);
+            waitpid(j->slot[i].pid, NULL, 0);
             run_relay_free(j->slot[i].relay);
             close(j->slot[i].err_fd);
             if (j->slot[i].fd >= 0)
@@ -201,9 +204,11 @@ static int start_event(struct jobs *j, struct dq *q, struct dq_item *item, struc
     const char *name = dq_item_name(item);
     enum dq_result res;
     int k = snprintf(s->path, sizeof(s->path), "%s/events/%s", j->cfg.mnt, name);
-    int fd = k > 0 && (size_t)k < sizeof(s->path) ? claim(s->path, name, &res) : -1;
-    if (k <= 0 || (size_t)k >= sizeof(s->path))
-        res = DQ_FAILED;
+    if (k <= 0 || (size_t)k >= sizeof(s->path)) {
+        dq_done(q, item, DQ_FAILED, now);
+        return 0;
+    }
+    int fd = claim(s->path, name, &res);
     if (fd < 0) {
         dq_done(q, item, res, now);
         return 0;

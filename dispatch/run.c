@@ -203,7 +203,7 @@ static void relay_emit(struct run_relay *r, const char *line, size_t n)
 
 int run_relay_read(struct run_relay *r, int fd)
 {
-    for (;;) {
+    for (size_t taken = 0; taken < RUN_RELAY_BUDGET;) {
         ssize_t n = read(fd, r->buf + r->len, sizeof(r->buf) - r->len);
         if (n < 0)
             return errno == EAGAIN ? 1 : (errno == EINTR ? 1 : -errno);
@@ -222,7 +222,9 @@ int run_relay_read(struct run_relay *r, int fd)
         }
         memmove(r->buf, r->buf + start, r->len - start);
         r->len -= start;
+        taken += (size_t)n;
     }
+    return 1;
 }
 
 void run_relay_flush(struct run_relay *r)

@@ -31,7 +31,10 @@ struct run_relay;
 struct run_relay *run_relay_new(const char *prefix);
 void run_relay_free(struct run_relay *r);
 
-/* Reads what fd has now (non-blocking). Returns 1 while fd stays open, 0 at its end, -errno. */
+/* Reads what fd has now (non-blocking), at most RUN_RELAY_BUDGET bytes a call, so a handler that
+ * writes without end cannot hold the loop. Returns 1 while fd stays open, 0 at its end,
+ * -errno. */
+#define RUN_RELAY_BUDGET 65536
 int run_relay_read(struct run_relay *r, int fd);
 
 /* Logs a last line that has no newline. */
