@@ -94,18 +94,10 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 /* A write open: the materializer's caller opens an event's new name to close it, which fires
  * IN_CLOSE_WRITE; nothing is written. A user's gets EROFS. */
-static void open_for_close_write(struct twinfs *fs, fuse_req_t req, fuse_ino_t ino,
+static void open_for_close_write(struct twinfs *fs, fuse_req_t req, enum node_kind kind,
                                  struct fuse_file_info *fi)
 {
-    if (!ops_from_materializer(fs, req) || (fi->flags & O_TRUNC)) {
-        fuse_reply_err(req, EROFS);
-        return;
-    }
-    pthread_mutex_lock(&fs->tree.lock);
-    struct node *n = tree_get(&fs->tree, ino);
-    bool event = n && n->kind == NODE_EVENT;
-    pthread_mutex_unlock(&fs->tree.lock);
-    if (!event) {
+    if (!ops_from_materializer(fs, req) || (fi->flags & O_TRUNC) || kind != NODE_EVENT) {
         fuse_reply_err(req, EROFS);
         return;
     }
@@ -137,7 +129,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-        open_for_close_write(fs, req, ino, fi);
+        open_for_close_write(fs, req, kind, fi);
         return;
     }
     if (err) {
