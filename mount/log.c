@@ -192,6 +192,18 @@ static void write_line(int prio, const char *msg)
 }
 
 /* Under log_lock: a reopen that failed in the SIGHUP handler, said in the file still open. */
+const char *log_file_error(int r)
+{
+    switch (r) {
+    case -ELOOP:
+        return "a symbolic link (give the file it points to)";
+    case -EINVAL:
+        return "not a regular file";
+    default:
+        return strerror(-r);
+    }
+}
+
 static void note_reopen_failure(void)
 {
     char note[PATH_MAX + 128], msg[4 * sizeof(note)];
@@ -201,7 +213,7 @@ static void note_reopen_failure(void)
         return;
     reopen_errno = 0;
     snprintf(note, sizeof(note), "logfile=%s: cannot reopen: %s; still writing to the old file",
-             file_path, e == EINVAL ? "not a regular file" : strerror(e));
+             file_path, log_file_error(-e));
     log_escape(note, msg, sizeof(msg));
     write_line(LOG_ERR, msg);
 }

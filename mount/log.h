@@ -25,6 +25,9 @@ void log_init(bool use_syslog, bool debug);
  * 0, -ELOOP (a symbolic link), -EINVAL (not a regular file), -ENAMETOOLONG or -errno. */
 int log_to_file(const char *path);
 
+/* What a failure r (a negative errno) of log_to_file means, for a message. */
+const char *log_file_error(int r);
+
 /* With a log file: SIGHUP reopens it by its path (logrotate's postrotate `kill -HUP`), from the
  * signal handler; a failed reopen is reported in the old file with the next message. Installed
  * over any disposition (also an inherited SIG_IGN), so libfuse does not take SIGHUP as a stop.

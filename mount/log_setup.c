@@ -13,18 +13,6 @@
 #include "log.h"
 #include "twin/follower.h"
 
-static const char *open_error(int r)
-{
-    switch (r) {
-    case -ELOOP:
-        return "a symbolic link (give the file it points to)";
-    case -EINVAL:
-        return "not a regular file";
-    default:
-        return strerror(-r);
-    }
-}
-
 /* Makes the missing directories of dir (absolute) with mode 0700, as the tracker makes its
  * own; the way was checked by the caller. Returns 0 or -errno. */
 static int make_dirs(char *dir)
@@ -103,7 +91,7 @@ static void use_fallback(const struct mount_options *o)
             free(path);
             return;
         }
-        snprintf(why, sizeof(why), "%s: %s", path, open_error(r));
+        snprintf(why, sizeof(why), "%s: %s", path, log_file_error(r));
         free(path);
     }
     fprintf(stderr,
@@ -119,7 +107,7 @@ int log_setup(const struct mount_options *o, char *err, size_t errlen)
     if (o->logfile) {
         r = log_to_file(o->logfile);
         if (r < 0)
-            snprintf(err, errlen, "logfile=%s: %s", o->logfile, open_error(r));
+            snprintf(err, errlen, "logfile=%s: %s", o->logfile, log_file_error(r));
         return r;
     }
     if (!o->foreground && !log_syslog_listens())
