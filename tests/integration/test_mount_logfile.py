@@ -20,6 +20,7 @@ import stat
 import subprocess
 
 from testlib.cli import FAILURE, assert_fails, mounted_fs, pid_alive, twinfs_pids, wait_asset
+from testlib.mount import unmount as unmount_busy_or_not
 from testlib.paths import twinfs_binary
 from testlib.proc import read_text
 from testlib.wait import wait_for
@@ -62,7 +63,7 @@ def twin_down_and_up(twin, log):
 
 
 def unmount(mnt, pid):
-    subprocess.run(["fusermount3", "-u", mnt], check=True)
+    unmount_busy_or_not(mnt)
     wait_for(lambda: not pid_alive(pid), 20, "the daemon to exit")
 
 
