@@ -1,18 +1,25 @@
 """The T2 stream benchmark of tests/bench/bench.py: `dd bs=1M` and `cat` of a Generated T2 file
 on a twinfs mount against curl fetching the same request from the same twin.
 
-    rows = T2Bench(mount, twin, size, rounds).run()
+    res = T2Bench({"": mount}, twin, size, rounds).run()
+    s = summary(res, size)            # s["dd"], s["cat"]
 
-The machine may be shared, so the three run alternately (curl, dd, cat), several rounds, and
-each round's ratio is curl's time over the reader's in that round: a round where the machine
-was busy slows both sides alike. Reported per reader: the best and the median of the rounds'
-ratios and rates, the daemon's CPU time per GiB (utime + stime of /proc/PID/stat, which load
-hardly changes) and its peak RSS (sampled every 20 ms). The load average is noted before and
-after.
+The machine may be shared, so the readers run alternately (curl, then dd and cat), several
+rounds, and each round's ratio is curl's time over the reader's in that round: a round where
+the machine was busy slows both sides alike. Reported per reader: the best, the quartiles and
+the median of the rounds' ratios, the rates, the daemon's CPU time per GiB (utime + stime of
+/proc/PID/stat, which load hardly changes) and its peak RSS (sampled every 20 ms). The load
+average is noted before and after.
+
+With several mounts (one per build, on the same twin) every round runs each mount's dd and
+cat after the one curl, the mounts in a rotating order: a paired comparison of two versions of
+the data path, which is how a change to it is measured (docs/performance.md). On this kind of
+machine one round can differ from the next by 2x, so a comparison wants 16 rounds or more.
 
 Standalone (builds nothing; BUILD is a configured and built twinfs build dir):
 
-    /usr/bin/python3 tests/bench/t2_bench.py --build BUILD [--size BYTES] [--rounds N]
+    /usr/bin/python3 tests/bench/t2_bench.py --build BUILD [--against BUILD2 ...]
+                     [--size BYTES] [--rounds N] [-o key=value ...]
 """
 
 import argparse
@@ -25,6 +32,7 @@ import threading
 import time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+READERS = ("dd", "cat")
 
 
 def cpu_s(pid):
@@ -34,68 +42,90 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def reader_key(reader, label):
+    """The result key of reader on the mount labelled label ("" when there is one)."""
+    return reader if not label else "%s %s" % (reader, label)
+
+
 class T2Bench:
-    def __init__(self, m, tw, size, rounds):
-        self.m, self.tw, self.size, self.rounds = m, tw, size, rounds
-        self.path = m.path("assets", "a", "t2", "Generated", str(size))
-        self.peak = 0
+    def __init__(self, mounts, tw, size, rounds):
+        """mounts: {label: Mount}, all following tw."""
+        self.mounts, self.tw, self.size, self.rounds = mounts, tw, size, rounds
+        self.peak = {label: 0 for label in mounts}
+
+    def path(self, m):
+        return m.path("assets", "a", "t2", "Generated", str(self.size))
 
     def sample(self, stop):
         while not stop.is_set():
-            try:
-                self.peak = max(self.peak, self.m.rss_kib())
-            except OSError:
-                pass
+            for label, m in self.mounts.items():
+                try:
+                    self.peak[label] = max(self.peak[label], m.rss_kib())
+                except OSError:
+                    pass
             time.sleep(0.02)
 
-    def timed(self, argv):
-        pid = self.m.proc.pid
-        c0 = cpu_s(pid)
+    @staticmethod
+    def timed(argv, pid):
+        c0 = cpu_s(pid) if pid else 0
         t0 = time.monotonic()
         p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         t = time.monotonic() - t0
         if p.returncode != 0:
             raise RuntimeError("%s: exit %d: %r" % (argv[0], p.returncode, p.stderr[:200]))
-        return t, cpu_s(pid) - c0
+        return t, (cpu_s(pid) - c0 if pid else 0)
 
     def run(self):
-        """Returns {"load": (before, after), "curl": [s...], "dd"/"cat": [(s, cpu_s)...],
-        "peak_rss_kib": n}."""
+        """Returns {"load": (before, after), "curl": [(s, 0)...], KEY: [(s, cpu_s)...] for
+        every reader_key, "peak_rss_kib": {label: n}}."""
         url = self.tw.url + "/v1/assets/a/t2/Generated?timeout=30"
-        argvs = {
-            "curl": ["curl", "-sf", "-X", "POST", "--data-binary", str(self.size),
-                     "-o", "/dev/null", url],
-            "dd": ["dd", "if=" + self.path, "of=/dev/null", "bs=1M"],
-            "cat": ["cat", self.path],
-        }
-        res = {k: [] for k in argvs}
-        res["load"] = [os.getloadavg()[0]]
+        curl = ["curl", "-sf", "-X", "POST", "--data-binary", str(self.size), "-o", "/dev/null",
+                url]
+        labels = list(self.mounts)
+        res = {"curl": [], "load": [os.getloadavg()[0]]}
         stop = threading.Event()
         th = threading.Thread(target=self.sample, args=(stop,))
         th.start()
         try:
-            for _ in range(self.rounds):
-                for k, argv in argvs.items():
-                    t, cpu = self.timed(argv)
-                    res[k].append((t, cpu))
+            for i in range(self.rounds):
+                res["curl"].append(self.timed(curl, None))
+                for label in labels[i % len(labels):] + labels[:i % len(labels)]:
+                    m = self.mounts[label]
+                    argvs = {"dd": ["dd", "if=" + self.path(m), "of=/dev/null", "bs=1M"],
+                             "cat": ["cat", self.path(m)]}
+                    for r in READERS:
+                        res.setdefault(reader_key(r, label), []).append(
+                            self.timed(argvs[r], m.proc.pid))
         finally:
             stop.set()
             th.join()
         res["load"].append(os.getloadavg()[0])
-        res["peak_rss_kib"] = self.peak
+        res["peak_rss_kib"] = dict(self.peak)
         return res
 
 
+def quartiles(xs):
+    """(first quartile, median, third quartile) of xs."""
+    if len(xs) < 2:
+        return xs[0], xs[0], xs[0]
+    q = statistics.quantiles(xs, n=4, method="inclusive")
+    return q[0], q[1], q[2]
+
+
 def summary(res, size):
-    """{reader: dict(best, median ratio; best, median MiB/s; CPU ms per GiB median)}."""
+    """{"curl_mibs": [...], KEY: dict(ratio best, median, q1, q3; MiB/s best, median; CPU ms
+    per GiB median; ratios)} for every reader key of res."""
     mib = size / (1 << 20)
     out = {"curl_mibs": [mib / t for t, _ in res["curl"]]}
-    for k in ("dd", "cat"):
-        ratios = [c / t for (c, _), (t, _) in zip(res["curl"], res[k])]
-        rates = [mib / t for t, _ in res[k]]
-        cpu = [cpu * 1000 / (size / (1 << 30)) for _, cpu in res[k]]
-        out[k] = {"ratio_best": max(ratios), "ratio_median": statistics.median(ratios),
-                  "mibs_best": max(rates), "mibs_median": statistics.median(rates),
+    for k, runs in res.items():
+        if k in ("curl", "load", "peak_rss_kib"):
+            continue
+        ratios = [c / t for (c, _), (t, _) in zip(res["curl"], runs)]
+        rates = [mib / t for t, _ in runs]
+        cpu = [cpu * 1000 / (size / (1 << 30)) for _, cpu in runs]
+        q1, med, q3 = quartiles(ratios)
+        out[k] = {"ratio_best": max(ratios), "ratio_median": med, "ratio_q1": q1,
+                  "ratio_q3": q3, "mibs_best": max(rates), "mibs_median": statistics.median(rates),
                   "cpu_ms_per_gib": statistics.median(cpu), "ratios": ratios}
     return out
 
@@ -106,40 +136,59 @@ def main():
     from testlib.mount import Mount
     from testlib.twin import Twin
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", required=True)
+    ap = argparse.ArgumentParser(
+        description="dd and cat of a T2 stream on twinfs against curl of the same request")
+    ap.add_argument("--build", required=True, help="a built twinfs build dir")
+    ap.add_argument("--against", action="append", default=[], metavar="BUILD",
+                    help="another build dir, mounted on the same twin and run in the same "
+                         "rounds (repeatable)")
     ap.add_argument("--size", type=int, default=1 << 30)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("-o", "--opt", action="append", default=[],
-                    help="mount option key=value (repeatable)")
+                    help="mount option key=value for every mount (repeatable)")
     args = ap.parse_args()
-    os.environ["TWINFS_BUILD"] = os.path.abspath(args.build)
+    builds = [os.path.abspath(b) for b in [args.build] + args.against]
+    for b in builds:
+        if not os.access(os.path.join(b, "mount", "twinfs"), os.X_OK):
+            ap.error("%s: no mount/twinfs in it (a built build dir?)" % b)
+    if len(set(builds)) != len(builds):
+        ap.error("the same build twice")
     os.environ["TWINFS_SOURCE"] = os.path.dirname(os.path.dirname(here))
     opts = dict(o.split("=", 1) for o in args.opt)
     tmp = tempfile.mkdtemp(prefix="twinfs-t2bench-")
     tw = Twin(tmp)
     tw.start()
-    m = None
+    mounts = {}
     try:
         tw.create_asset("a")
-        m = Mount(tw, tmp, **opts)
-        m.start(timeout=60)
-        m.wait_for(lambda: os.path.isdir(m.path("assets", "a", "t2")), 30, "asset a")
-        res = T2Bench(m, tw, args.size, args.rounds).run()
+        for b in builds:
+            os.environ["TWINFS_BUILD"] = b  # Mount reads it for its binary
+            m = Mount(tw, tmp, **opts)
+            m.start(timeout=60)
+            label = "" if len(builds) == 1 else b
+            mounts[label] = m
+            m.wait_for(lambda: os.path.isdir(m.path("assets", "a", "t2")), 30, "asset a")
+        res = T2Bench(mounts, tw, args.size, args.rounds).run()
     finally:
-        if m:
+        for m in mounts.values():
             m.stop()
         tw.stop()
     s = summary(res, args.size)
-    print("load %.2f -> %.2f; peak RSS %.1f MiB" % (res["load"][0], res["load"][1],
-                                                    res["peak_rss_kib"] / 1024))
+    print("load %.2f -> %.2f; %d rounds of %d MiB" % (res["load"][0], res["load"][1],
+                                                     args.rounds, args.size >> 20))
     print("curl MiB/s: " + " ".join("%.0f" % x for x in s["curl_mibs"]))
-    for k in ("dd", "cat"):
-        d = s[k]
-        print("%-3s ratio best %.2f median %.2f (%s); MiB/s best %.0f median %.0f; "
-              "daemon CPU %.0f ms/GiB" % (k, d["ratio_best"], d["ratio_median"],
-                                          " ".join("%.2f" % r for r in d["ratios"]),
-                                          d["mibs_best"], d["mibs_median"], d["cpu_ms_per_gib"]))
+    for label in mounts:
+        if label:
+            print("%s (peak RSS %.1f MiB)" % (label, res["peak_rss_kib"][label] / 1024))
+        else:
+            print("peak RSS %.1f MiB" % (res["peak_rss_kib"][label] / 1024))
+        for r in READERS:
+            d = s[reader_key(r, label)]
+            print("  %-3s ratio median %.2f (quartiles %.2f-%.2f, best %.2f); MiB/s median %.0f, "
+                  "best %.0f; daemon CPU %.0f ms/GiB" % (
+                      r, d["ratio_median"], d["ratio_q1"], d["ratio_q3"], d["ratio_best"],
+                      d["mibs_median"], d["mibs_best"], d["cpu_ms_per_gib"]))
+            print("      rounds: " + " ".join("%.2f" % x for x in d["ratios"]))
     return 0
 
 
