@@ -1,7 +1,7 @@
 /* t2_stream: the T2 request as a curl easy handle in a multi handle of its own, driven by
  * whoever waits on it.
  *
- * There is no transfer thread: t2_stream_open and t2_stream_read_timed run curl_multi_perform
+ * There is no transfer thread: t2_stream_open and the reads run curl_multi_perform
  * and curl_multi_poll on the caller's thread until what they wait for is there. During a read
  * the write callback copies the body straight into the reader's buffer; the part of a chunk
  * that does not fit goes to a spill buffer, served first by the next read. Once the reader's
@@ -426,9 +426,12 @@ static size_t take_spill(struct t2_stream *s, char *buf, size_t len)
     return n;
 }
 
-ssize_t t2_stream_read_timed(struct t2_stream *s, void *buf, size_t len, int timeout_ms)
+/* Reads into buf: drives the transfer until w or end_s (< 0: none), then, when fill_ms >= 0
+ * and some but not len bytes are there, until len or fill_ms more. Returns the count, 0 at the
+ * end, -EAGAIN when end_s passed with none, -EIO (cut), -ESHUTDOWN. */
+static ssize_t stream_read(struct t2_stream *s, void *buf, size_t len, enum want w, double end_s,
+                           int fill_ms)
 {
-    double end_s = timeout_ms >= 0 ? monotonic_now_s() + timeout_ms / 1000.0 : -1;
     size_t got;
     int r = 0;
 
@@ -448,10 +451,10 @@ ssize_t t2_stream_read_timed(struct t2_stream *s, void *buf, size_t len, int tim
             if (curl_easy_pause(s->h, CURLPAUSE_CONT) != CURLE_OK)
                 r = -EIO;
         }
-        /* Untimed: any byte will do. Timed: wait for a full buffer until the deadline, then
-         * take what is there, so bytes that arrived are never held back for long. */
         if (r == 0)
-            r = drive(s, timeout_ms < 0 ? WANT_ANY : WANT_FULL, end_s);
+            r = drive(s, w, end_s);
+        if (r == 0 && fill_ms >= 0 && s->dst_got > 0)
+            r = drive(s, WANT_FULL, monotonic_now_s() + fill_ms / 1000.0);
         got = s->dst_got;
         s->dst = NULL;
         s->dst_len = s->dst_got = 0;
@@ -468,9 +471,24 @@ ssize_t t2_stream_read_timed(struct t2_stream *s, void *buf, size_t len, int tim
     return 0;
 }
 
+ssize_t t2_stream_read_timed(struct t2_stream *s, void *buf, size_t len, int timeout_ms)
+{
+    /* Untimed: any byte will do. Timed: wait for a full buffer until the deadline, then take
+     * what is there, so bytes that arrived are never held back for long. */
+    if (timeout_ms < 0)
+        return stream_read(s, buf, len, WANT_ANY, -1, -1);
+    return stream_read(s, buf, len, WANT_FULL, monotonic_now_s() + timeout_ms / 1000.0, -1);
+}
+
+ssize_t t2_stream_read_fill(struct t2_stream *s, void *buf, size_t len, int idle_ms, int fill_ms)
+{
+    double end_s = idle_ms < 0 ? -1 : monotonic_now_s() + idle_ms / 1000.0;
+    return stream_read(s, buf, len, WANT_ANY, end_s, fill_ms < 0 ? 0 : fill_ms);
+}
+
 ssize_t t2_stream_read(struct t2_stream *s, void *buf, size_t len)
 {
-    return t2_stream_read_timed(s, buf, len, -1);
+    return stream_read(s, buf, len, WANT_ANY, -1, -1);
 }
 
 const char *t2_stream_mime(const struct t2_stream *s)

@@ -178,7 +178,7 @@ def test_version(runner):
     for flag in ("-V", "--version"):
         r = runner.run(flag)
         assert r.returncode == 0, r.stderr
-        assert "twinfs version 0.1.0" in r.stdout
+        assert "twinfs version 0.2.0" in r.stdout
         assert "libfuse version 3." in r.stdout
 
 

@@ -27,6 +27,7 @@ enum script {
     SCRIPT_SILENT,    /* 200 headers, then nothing until the client goes */
     SCRIPT_ENDLESS,   /* 200, chunked, as fast as the client takes it, until it goes */
     SCRIPT_NOT_FOUND, /* 404 with a twin's error body */
+    SCRIPT_TRICKLE,   /* 200, chunked, body_len bytes in chunks of 8, one every 2 ms */
 };
 
 struct server {
@@ -150,6 +151,16 @@ static void serve_one(struct server *s, int fd)
             if (!send_body(s, fd, off, 65536, true))
                 return;
         }
+    case SCRIPT_TRICKLE:
+        if (!send_str(fd, chunked_head))
+            return;
+        for (size_t off = 0; off < s->body_len; off += 8) {
+            if (!send_body(s, fd, off, s->body_len - off < 8 ? s->body_len - off : 8, true))
+                return;
+            usleep(2000);
+        }
+        send_str(fd, "0\r\n\r\n");
+        return;
     case SCRIPT_NOT_FOUND: {
         const char *body = "{\"error\": \"asset_unknown\"}";
         snprintf(head, sizeof(head),
@@ -438,12 +449,49 @@ static void test_out_of_fds(void)
     server_stop(&srv, c);
 }
 
+/* A trickle fills no reader's buffer, and never leaves a 20 ms gap either: a read with a fill
+ * bound returns each byte within that bound of its arrival, not once the buffer is full or the
+ * response ended. */
+static void test_trickle_is_not_held_back(void)
+{
+    struct server srv;
+    struct twin_client *c;
+    enum { BODY = 8 * 500 }; /* 500 chunks, about 1 s */
+    static unsigned char buf[1 << 20];
+    server_start(&srv, SCRIPT_TRICKLE, BODY, &c);
+    struct t2_stream *st = open_ok(c);
+
+    size_t total = 0;
+    unsigned reads = 0;
+    double longest = 0;
+    for (;;) {
+        double t0 = now_s();
+        ssize_t r = t2_stream_read_fill(st, buf, sizeof(buf), 1000, 20);
+        double took = now_s() - t0;
+        CHECK(r >= 0);
+        if (r == 0)
+            break;
+        for (ssize_t i = 0; i < r; i++)
+            CHECK(buf[i] == pattern(total + (size_t)i));
+        total += (size_t)r;
+        reads++;
+        longest = took > longest ? took : longest;
+    }
+    CHECK_INT_EQ(total, BODY);
+    /* About one read per 20 ms of the trickle; a read held to the end would make one. */
+    CHECK(reads >= 10);
+    CHECK(longest < 0.5);
+    t2_stream_close(st);
+    server_stop(&srv, c);
+}
+
 int main(void)
 {
     RUN(test_bodies);
     RUN(test_mime_and_not_found);
     RUN(test_cut_is_eio_after_the_bytes);
     RUN(test_silent_then_cancel);
+    RUN(test_trickle_is_not_held_back);
     RUN(test_back_pressure);
     RUN(test_out_of_fds);
     return 0;

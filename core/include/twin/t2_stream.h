@@ -41,6 +41,14 @@ ssize_t t2_stream_read(struct t2_stream *s, void *buf, size_t len);
  * for an interrupt or a shutdown and wait again. */
 ssize_t t2_stream_read_timed(struct t2_stream *s, void *buf, size_t len, int timeout_ms);
 
+/* Like t2_stream_read, with the two bounds a reader that shows a stream live wants: waits at
+ * most idle_ms (< 0: no limit) for the first byte, then at most fill_ms more for the rest of
+ * len. So a fast response fills buf, and a byte that arrived is held back at most fill_ms,
+ * however the rest trickles in. Returns the count, 0 at the end of the response, -EAGAIN if
+ * idle_ms passed with no byte (the caller can check for an interrupt or a shutdown and wait
+ * again), -EIO if the response was cut (TWIN_CUT), -ESHUTDOWN after t2_stream_cancel. */
+ssize_t t2_stream_read_fill(struct t2_stream *s, void *buf, size_t len, int idle_ms, int fill_ms);
+
 /* The mime of the response (Content-Type), never NULL once open succeeded. */
 const char *t2_stream_mime(const struct t2_stream *s);
 
