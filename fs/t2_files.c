@@ -128,8 +128,7 @@ struct t2_handle {
     struct t2_pending *pending; /* a read-write open's, until its first read; then NULL */
     pthread_mutex_t lock;       /* one reader or writer at a time; the kernel may use any thread */
     uint64_t pos;
-    int err; /* a failure seen after some bytes were returned, or the failure of the request
-              * the first read sent: the next reads get it */
+    int err; /* the failure of the request the first read sent: every read gets it */
 };
 
 static void t2_handle_destroy(struct open_handle *oh)
@@ -345,31 +344,25 @@ void t2_file_read(struct twinfs *fs, fuse_req_t req, struct open_handle *oh, siz
         err = h->err;
     } else {
         /* Fill the request when the bytes come fast (fewer, larger replies are cheaper), but
-         * never hold back bytes that arrived from a slow provider for more than a moment; and
-         * while nothing comes, look up now and then for an interrupt (Ctrl-C of the reader)
-         * or the end of the session, so neither waits for a silent provider. */
-        while (got < size) {
-            ssize_t r = t2_stream_read_timed(h->stream, buf + got, size - got,
-                                             got ? T2_FILL_WAIT_MS : T2_IDLE_CHECK_MS);
+         * hold back a byte that arrived for T2_FILL_WAIT_MS at most, however slowly the rest
+         * trickles in; and while nothing comes, look up now and then for an interrupt (Ctrl-C
+         * of the reader) or the end of the session, so neither waits for a silent provider.
+         * A failure after some bytes comes with the next read. */
+        for (;;) {
+            ssize_t r =
+                t2_stream_read_fill(h->stream, buf, size, T2_IDLE_CHECK_MS, T2_FILL_WAIT_MS);
             if (r == -EAGAIN) {
-                if (got)
-                    break;
                 if (fuse_req_interrupted(req) || fuse_session_exited(fs->se)) {
                     err = EINTR;
                     break;
                 }
                 continue;
             }
-            if (r == 0)
-                break;
-            if (r < 0) {
-                if (got == 0)
-                    err = r == -ESHUTDOWN ? EIO : (int)-r;
-                else
-                    h->err = r == -ESHUTDOWN ? EIO : (int)-r;
-                break;
-            }
-            got += (size_t)r;
+            if (r < 0)
+                err = r == -ESHUTDOWN ? EIO : (int)-r;
+            else
+                got = (size_t)r;
+            break;
         }
         h->pos += got;
     }

@@ -243,3 +243,42 @@ def test_slow_provider_bytes_are_not_held_back_and_sigterm_is_not_blocked(twin, 
         assert rc == 0
         th.join(10)
         assert not th.is_alive()
+
+
+def test_trickling_provider_is_shown_as_it_comes(twin, tmp_path):
+    """Regression: a read waited 20 ms for more after each piece of a stream, so a provider
+    that sent a few bytes more often than that (a live feed) kept them from the reader until
+    the 1 MiB request filled or the response ended. A byte is now held back 20 ms at most."""
+    twin.create_asset("a1")
+    twin.provider_register("Feed")
+    with mounted(twin, tmp_path) as m:
+        m.wait_for(lambda: os.path.isdir(m.path("assets", "a1")), 10, "asset a1")
+        got = []
+
+        def reader():
+            with open(t2_path(m, "a1", "Feed", "x"), "rb", buffering=0) as f:
+                while True:
+                    b = f.read(1 << 20)
+                    got.append((time.monotonic(), b))
+                    if not b:
+                        return
+
+        th = threading.Thread(target=reader, daemon=True)
+        th.start()
+        req = twin.provider_next("Feed", wait=10)
+        sent = b""
+        start = time.monotonic()
+        # 4 s of a line every few ms: never a 20 ms gap on a machine that is not overloaded.
+        while time.monotonic() - start < 4:
+            line = b"%.6f\n" % time.monotonic()
+            twin.provider_chunk(req["id"], "text/plain", line)
+            sent += line
+            time.sleep(0.003)
+        end = time.monotonic()
+        twin.provider_end(req["id"])
+        th.join(10)
+        assert not th.is_alive()
+        assert b"".join(b for _, b in got) == sent
+        # The reader saw the feed while it ran, in many reads, not in one at its end.
+        assert got[0][0] < start + 1.5, got[0][0] - start
+        assert sum(1 for t, b in got if b and t < end) >= 10
