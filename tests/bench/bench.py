@@ -637,6 +637,11 @@ class Bench:
 
     # -- report --------------------------------------------------------------------------------
 
+    def build_shown(self):
+        """The build dir as the report shows it: relative to the source tree when inside it."""
+        rel = os.path.relpath(self.args.build, SOURCE_ROOT)
+        return os.path.abspath(self.args.build) if rel.startswith("..") else rel
+
     def table(self):
         out = ["| benchmark | measure | twinfs | baseline (same run) | ratio | target | |",
                "|---|---|---|---|---|---|---|"]
@@ -671,7 +676,7 @@ class Bench:
                  "", "Machine: " + self.machine() + ".", "",
                  "Command: `%s`; twinfs built in `%s` (%s)." % (
                      "tests/bench/run.sh" + (" --quick" if self.quick else ""),
-                     os.path.relpath(self.args.build, SOURCE_ROOT), self.args.buildtype),
+                     self.build_shown(), self.args.buildtype),
                  "", self.table(), ""]
         if self.notes:
             lines += ["Notes of this run:", ""] + ["- " + x for x in self.notes] + [""]
