@@ -61,7 +61,8 @@ struct t2_stream {
 
     bool status_known; /* a 2xx answer's headers seen */
     long status;
-    bool done; /* the transfer ended */
+    bool done;   /* the transfer ended */
+    bool failed; /* curl itself failed during a read: the transfer cannot go on */
     CURLcode result;
     long os_errno; /* the OS error of a failed connect (CURLINFO_OS_ERRNO) */
     char *mime;
@@ -428,7 +429,8 @@ static size_t take_spill(struct t2_stream *s, char *buf, size_t len)
 
 /* Reads into buf: drives the transfer until w or end_s (< 0: none), then, when fill_ms >= 0
  * and some but not len bytes are there, until len or fill_ms more. Returns the count, 0 at the
- * end, -EAGAIN when end_s passed with none, -EIO (cut), -ESHUTDOWN. */
+ * end, -EAGAIN when end_s passed with none, -EIO (cut, or curl failed), -ESHUTDOWN. A failure
+ * after some bytes is returned by the next read, and by every read after it. */
 static ssize_t stream_read(struct t2_stream *s, void *buf, size_t len, enum want w, double end_s,
                            int fill_ms)
 {
@@ -440,7 +442,7 @@ static ssize_t stream_read(struct t2_stream *s, void *buf, size_t len, enum want
     if (len == 0)
         return 0;
     got = take_spill(s, buf, len);
-    if (got < len && (!s->done || s->paused)) {
+    if (got < len && !s->failed && (!s->done || s->paused)) {
         /* The spill is empty: curl writes straight into buf from here on. */
         s->dst = buf;
         s->dst_len = len;
@@ -458,6 +460,8 @@ static ssize_t stream_read(struct t2_stream *s, void *buf, size_t len, enum want
         got = s->dst_got;
         s->dst = NULL;
         s->dst_len = s->dst_got = 0;
+        if (r == -EIO)
+            s->failed = true;
     }
     s->position += got;
     if (got > 0)
@@ -466,6 +470,8 @@ static ssize_t stream_read(struct t2_stream *s, void *buf, size_t len, enum want
         return -EAGAIN;
     if (r < 0)
         return r;
+    if (s->failed)
+        return -EIO;
     if (s->done && s->result != CURLE_OK && s->spill_len == 0 && !s->paused)
         return -EIO; /* cut without the last chunk: TWIN_CUT */
     return 0;

@@ -347,7 +347,7 @@ void t2_file_read(struct twinfs *fs, fuse_req_t req, struct open_handle *oh, siz
          * hold back a byte that arrived for T2_FILL_WAIT_MS at most, however slowly the rest
          * trickles in; and while nothing comes, look up now and then for an interrupt (Ctrl-C
          * of the reader) or the end of the session, so neither waits for a silent provider.
-         * A failure after some bytes comes with the next read. */
+         * A failure after some bytes comes with the next read, and every later one. */
         for (;;) {
             ssize_t r =
                 t2_stream_read_fill(h->stream, buf, size, T2_IDLE_CHECK_MS, T2_FILL_WAIT_MS);

@@ -32,7 +32,8 @@ int t2_stream_open(struct twin_client *c, const char *asset, const char *type, c
                    enum twin_error *ret_error);
 
 /* Reads up to len bytes, blocking until some are there. Returns the count, 0 at the end of the
- * response, -EIO if the response was cut (TWIN_CUT), -ESHUTDOWN after t2_stream_cancel. */
+ * response, -EIO if the response was cut (TWIN_CUT) or curl failed, -ESHUTDOWN after
+ * t2_stream_cancel. Bytes that came before a failure are returned first. */
 ssize_t t2_stream_read(struct t2_stream *s, void *buf, size_t len);
 
 /* Like t2_stream_read, but waits at most timeout_ms (< 0: no limit) and prefers to fill buf:
@@ -42,11 +43,12 @@ ssize_t t2_stream_read(struct t2_stream *s, void *buf, size_t len);
 ssize_t t2_stream_read_timed(struct t2_stream *s, void *buf, size_t len, int timeout_ms);
 
 /* Like t2_stream_read, with the two bounds a reader that shows a stream live wants: waits at
- * most idle_ms (< 0: no limit) for the first byte, then at most fill_ms more for the rest of
- * len. So a fast response fills buf, and a byte that arrived is held back at most fill_ms,
- * however the rest trickles in. Returns the count, 0 at the end of the response, -EAGAIN if
- * idle_ms passed with no byte (the caller can check for an interrupt or a shutdown and wait
- * again), -EIO if the response was cut (TWIN_CUT), -ESHUTDOWN after t2_stream_cancel. */
+ * most idle_ms (< 0: no limit) for the first byte, then at most fill_ms (< 0: as 0) more for
+ * the rest of len. So a fast response fills buf, and a byte that arrived is held back at most
+ * fill_ms, however the rest trickles in. Returns the count, 0 at the end of the response, -EAGAIN
+ * if idle_ms passed with no byte (the caller can check for an interrupt or a shutdown and wait
+ * again), -EIO if the response was cut (TWIN_CUT) or curl failed, -ESHUTDOWN after
+ * t2_stream_cancel. */
 ssize_t t2_stream_read_fill(struct t2_stream *s, void *buf, size_t len, int idle_ms, int fill_ms);
 
 /* The mime of the response (Content-Type), never NULL once open succeeded. */
