@@ -4,8 +4,8 @@ on a twinfs mount against curl fetching the same request from the same twin.
     res = T2Bench({"": mount}, twin, size, rounds).run()
     s = summary(res, size)            # s["dd"], s["cat"]
 
-The machine may be shared, so the readers run alternately (curl, then dd and cat), several
-rounds, and each round's ratio is curl's time over the reader's in that round: a round where
+The machine may be shared, so the readers run alternately (curl, then dd and cat, dd first in
+even rounds and cat first in odd ones), several rounds, and each round's ratio is curl's time over the reader's in that round: a round where
 the machine was busy slows both sides alike. Reported per reader: the best, the quartiles and
 the median of the rounds' ratios, the rates, the daemon's CPU time per GiB (utime + stime of
 /proc/PID/stat, which load hardly changes) and its peak RSS (sampled every 20 ms). The load
@@ -93,7 +93,9 @@ class T2Bench:
                     m = self.mounts[label]
                     argvs = {"dd": ["dd", "if=" + self.path(m), "of=/dev/null", "bs=1M"],
                              "cat": ["cat", self.path(m)]}
-                    for r in READERS:
+                    # dd first in even rounds, cat first in odd ones: neither always
+                    # comes right after the other's stream.
+                    for r in READERS if i % 2 == 0 else READERS[::-1]:
                         res.setdefault(reader_key(r, label), []).append(
                             self.timed(argvs[r], m.proc.pid))
         finally:
