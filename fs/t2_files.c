@@ -129,12 +129,23 @@ struct t2_handle {
     pthread_mutex_t lock;       /* one reader or writer at a time; the kernel may use any thread */
     uint64_t pos;
     int err; /* the failure of the request the first read sent: every read gets it */
+    /* Where a read's bytes wait for the reply: one buffer per stream, kept from its first read
+     * to its close. A stream's reads come to whichever worker the kernel wakes, and a buffer
+     * of the stream's own stays in the CPU caches from one read to the next, where one per
+     * worker thread would not (docs/performance.md). */
+    char *reply;
+    size_t reply_cap;
 };
 
 static void t2_handle_destroy(struct open_handle *oh)
 {
     struct t2_handle *h = (struct t2_handle *)oh;
+    /* The release comes once the last read's reply is with the kernel, but that read's worker
+     * may still be on its way out of the reply and the unlock: wait for it. */
+    pthread_mutex_lock(&h->lock);
+    pthread_mutex_unlock(&h->lock);
     t2_stream_close(h->stream);
+    free(h->reply);
     t2_pending_free(h->pending); /* closed before any read: no request is sent */
     pthread_mutex_destroy(&h->lock);
     pthread_mutex_lock(&h->fs->tree.lock);
@@ -319,6 +330,20 @@ static void t2_send_pending(struct twinfs *fs, struct t2_handle *h, off_t off)
         h->err = -r;
 }
 
+/* h's reply buffer with room for size bytes, or NULL without memory. */
+static char *reply_buffer(struct t2_handle *h, size_t size)
+{
+    if (size <= h->reply_cap)
+        return h->reply;
+    char *p = malloc(size);
+    if (!p)
+        return NULL;
+    free(h->reply);
+    h->reply = p;
+    h->reply_cap = size;
+    return p;
+}
+
 /* How long a T2 read waits to fill its request once it has bytes, and how often a read that has
  * none looks for an interrupt or a shutdown. */
 #define T2_FILL_WAIT_MS  20
@@ -327,14 +352,14 @@ static void t2_send_pending(struct twinfs *fs, struct t2_handle *h, off_t off)
 void t2_file_read(struct twinfs *fs, fuse_req_t req, struct open_handle *oh, size_t size, off_t off)
 {
     struct t2_handle *h = (struct t2_handle *)oh;
-    char *buf = malloc(size ? size : 1);
     size_t got = 0;
     int err = 0;
+    char *buf = NULL;
 
-    if (!buf) {
-        fuse_reply_err(req, ENOMEM);
-        return;
-    }
+    /* A stream has no size to honour: a bigger request (pages larger than 4 KiB) gets a short
+     * read, which keeps the reply buffer at 1 MiB. */
+    if (size > T2_READ_BLKSIZE)
+        size = T2_READ_BLKSIZE;
     pthread_mutex_lock(&h->lock);
     if (h->pending)
         t2_send_pending(fs, h, off);
@@ -342,6 +367,8 @@ void t2_file_read(struct twinfs *fs, fuse_req_t req, struct open_handle *oh, siz
         err = ESPIPE; /* a stream: only the next byte can be read */
     } else if (h->err) {
         err = h->err;
+    } else if (!(buf = reply_buffer(h, size ? size : 1))) {
+        err = ENOMEM;
     } else {
         /* Fill the request when the bytes come fast (fewer, larger replies are cheaper), but
          * hold back a byte that arrived for T2_FILL_WAIT_MS at most, however slowly the rest
@@ -366,10 +393,10 @@ void t2_file_read(struct twinfs *fs, fuse_req_t req, struct open_handle *oh, siz
         }
         h->pos += got;
     }
-    pthread_mutex_unlock(&h->lock);
+    /* Under the lock, which the release waits for: the buffer lives until the reply is out. */
     if (err)
         fuse_reply_err(req, err);
     else
         fuse_reply_buf(req, buf, got);
-    free(buf);
+    pthread_mutex_unlock(&h->lock);
 }

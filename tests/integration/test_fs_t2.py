@@ -115,6 +115,86 @@ def test_cat_reads_a_stream_in_mib_requests(twin, tmp_path):
         assert 64 <= reads <= 128, reads
 
 
+def first_difference(a, b):
+    """The first offset where a and b differ, or None when they are equal."""
+    if a == b:
+        return None
+    n = min(len(a), len(b))
+    return next((i for i in range(n) if a[i] != b[i]), n)
+
+
+def test_reads_of_any_size_on_streams_read_side_by_side(twin, tmp_path):
+    """Each open T2 file has its own reply buffer and grows it for a bigger read: two streams
+    read at once, each with reads of changing sizes, both come out whole."""
+    sizes = (100, 4096, 1 << 20, 7, 65536 + 3, 1 << 20, 1)
+    streams = {"a": (3 << 20) + 5, "b": (2 << 20) + 999}
+    setup_ping(twin, ["a"])
+    with mounted(twin, tmp_path) as m:
+        m.wait_settled()  # the asset shows a moment after the mount
+        got, errors = {}, []
+
+        def read_all(key, n):
+            parts, i, fd = [], 0, None
+            try:
+                fd = os.open(t2_path(m, "a", "Generated", str(n)), os.O_RDONLY)
+                while True:
+                    b = os.read(fd, sizes[i % len(sizes)])
+                    if not b:
+                        break
+                    parts.append(b)
+                    i += 1
+            except OSError as e:
+                errors.append((key, e))
+            finally:
+                if fd is not None:
+                    os.close(fd)
+            got[key] = b"".join(parts)
+        threads = [threading.Thread(target=read_all, args=kv) for kv in streams.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+            assert not t.is_alive(), "a reader hangs"
+        assert not errors
+        for key, n in streams.items():
+            assert len(got[key]) == n, key
+            assert first_difference(got[key], generated_bytes(n)) is None, key
+
+
+def test_close_right_after_the_last_read(twin, tmp_path):
+    """A reader that closes as soon as its read returns sends the release while the worker
+    that replied may still be returning from the reply: the release waits for it (under ASan
+    a freed reply buffer or handle shows here)."""
+    setup_ping(twin, ["a"])
+    with mounted(twin, tmp_path) as m:
+        m.wait_settled()  # the asset shows a moment after the mount
+        path = t2_path(m, "a", "Generated", str(65536))
+        want = generated_bytes(65536)
+        errors = []
+
+        def loop():
+            try:
+                for _ in range(100):
+                    fd = os.open(path, os.O_RDONLY)
+                    try:
+                        b = os.read(fd, 1 << 20)
+                    finally:
+                        os.close(fd)
+                    if b != want[:len(b)] or not b:
+                        errors.append("read %d bytes, not a prefix of the stream" % len(b))
+                        return
+            except OSError as e:
+                errors.append(e)
+        threads = [threading.Thread(target=loop) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+            assert not t.is_alive(), "a reader hangs"
+        assert not errors
+        assert m.running()
+
+
 def test_failures_errno_at_open(t2_twin, tmp_path):
     tw = t2_twin
     with mounted(tw, tmp_path, t2_timeout=1) as m:
