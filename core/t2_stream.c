@@ -477,12 +477,17 @@ static ssize_t stream_read(struct t2_stream *s, void *buf, size_t len, enum want
     return 0;
 }
 
+ssize_t t2_stream_read(struct t2_stream *s, void *buf, size_t len)
+{
+    return stream_read(s, buf, len, WANT_ANY, -1, -1);
+}
+
 ssize_t t2_stream_read_timed(struct t2_stream *s, void *buf, size_t len, int timeout_ms)
 {
     /* Untimed: any byte will do. Timed: wait for a full buffer until the deadline, then take
      * what is there, so bytes that arrived are never held back for long. */
     if (timeout_ms < 0)
-        return stream_read(s, buf, len, WANT_ANY, -1, -1);
+        return t2_stream_read(s, buf, len);
     return stream_read(s, buf, len, WANT_FULL, monotonic_now_s() + timeout_ms / 1000.0, -1);
 }
 
@@ -490,11 +495,6 @@ ssize_t t2_stream_read_fill(struct t2_stream *s, void *buf, size_t len, int idle
 {
     double end_s = idle_ms < 0 ? -1 : monotonic_now_s() + idle_ms / 1000.0;
     return stream_read(s, buf, len, WANT_ANY, end_s, fill_ms < 0 ? 0 : fill_ms);
-}
-
-ssize_t t2_stream_read(struct t2_stream *s, void *buf, size_t len)
-{
-    return stream_read(s, buf, len, WANT_ANY, -1, -1);
 }
 
 const char *t2_stream_mime(const struct t2_stream *s)
