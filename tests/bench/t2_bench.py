@@ -66,17 +66,24 @@ class T2Bench:
             time.sleep(0.02)
 
     @staticmethod
-    def timed(argv, pid):
-        c0 = cpu_s(pid) if pid else 0
+    def wall_s(argv):
+        """Runs argv to the end; its wall time in seconds."""
         t0 = time.monotonic()
         p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         t = time.monotonic() - t0
         if p.returncode != 0:
             raise RuntimeError("%s: exit %d: %r" % (argv[0], p.returncode, p.stderr[:200]))
-        return t, (cpu_s(pid) - c0 if pid else 0)
+        return t
+
+    @classmethod
+    def wall_and_daemon_cpu_s(cls, argv, pid):
+        """Runs argv to the end; its wall time and the CPU time process pid spent meanwhile."""
+        c0 = cpu_s(pid)
+        t = cls.wall_s(argv)
+        return t, cpu_s(pid) - c0
 
     def run(self):
-        """Returns {"load": (before, after), "curl": [(s, 0)...], KEY: [(s, cpu_s)...] for
+        """Returns {"load": (before, after), "curl": [s...], KEY: [(s, cpu_s)...] for
         every reader_key, "peak_rss_kib": {label: n}}."""
         url = self.tw.url + "/v1/assets/a/t2/Generated?timeout=30"
         curl = ["curl", "-sf", "-X", "POST", "--data-binary", str(self.size), "-o", "/dev/null",
@@ -88,7 +95,7 @@ class T2Bench:
         th.start()
         try:
             for i in range(self.rounds):
-                res["curl"].append(self.timed(curl, None))
+                res["curl"].append(self.wall_s(curl))
                 for label in labels[i % len(labels):] + labels[:i % len(labels)]:
                     m = self.mounts[label]
                     argvs = {"dd": ["dd", "if=" + self.path(m), "of=/dev/null", "bs=1M"],
@@ -97,7 +104,7 @@ class T2Bench:
                     # comes right after the other's stream.
                     for r in READERS if i % 2 == 0 else READERS[::-1]:
                         res.setdefault(reader_key(r, label), []).append(
-                            self.timed(argvs[r], m.proc.pid))
+                            self.wall_and_daemon_cpu_s(argvs[r], m.proc.pid))
         finally:
             stop.set()
             th.join()
@@ -118,11 +125,11 @@ def summary(res, size):
     """{"curl_mibs": [...], KEY: dict(ratio best, median, q1, q3; MiB/s best, median; CPU ms
     per GiB median; ratios)} for every reader key of res."""
     mib = size / (1 << 20)
-    out = {"curl_mibs": [mib / t for t, _ in res["curl"]]}
+    out = {"curl_mibs": [mib / t for t in res["curl"]]}
     for k, runs in res.items():
         if k in ("curl", "load", "peak_rss_kib"):
             continue
-        ratios = [c / t for (c, _), (t, _) in zip(res["curl"], runs)]
+        ratios = [c / t for c, (t, _) in zip(res["curl"], runs)]
         rates = [mib / t for t, _ in runs]
         cpu = [cpu * 1000 / (size / (1 << 30)) for _, cpu in runs]
         q1, med, q3 = quartiles(ratios)
